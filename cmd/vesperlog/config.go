@@ -1,0 +1,122 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// config is every setting of vesperlog. Each is a flag; a YAML file given
+// with -config sets any of them by the same name, and flags given on the
+// command line win over the file.
+type config struct {
+	Addr               string        `yaml:"addr"`
+	PublicURL          string        `yaml:"public-url"`
+	Storage            string        `yaml:"storage"`
+	Data               string        `yaml:"data"`
+	VettingOrigin      string        `yaml:"vetting-origin"`
+	VettingKey         string        `yaml:"vetting-key"`
+	ReceiptKey         string        `yaml:"receipt-key"`
+	Agents             string        `yaml:"agents"`
+	CheckpointInterval time.Duration `yaml:"checkpoint-interval"`
+	IssuedAtWindow     time.Duration `yaml:"iat-window"`
+}
+
+func parseConfig(args []string) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet("vesperlog", flag.ContinueOnError)
+	var file string
+	fs.StringVar(&file, "config", "", "YAML file setting any of these flags by name")
+	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "address to listen on")
+	fs.StringVar(&c.PublicURL, "public-url", "", "URL clients reach this server at (default http://<listening address>)")
+	fs.StringVar(&c.Storage, "storage", "posix", "storage backend: posix")
+	fs.StringVar(&c.Data, "data", "vesperlog-data", "data directory (logs, antispam, keys, agents)")
+	fs.StringVar(&c.VettingOrigin, "vetting-origin", "", "origin of the vetting log (default <public host>/vetting, or the existing key's name)")
+	fs.StringVar(&c.VettingKey, "vetting-key", "", "vetting log checkpoint key file (default <data>/keys/vetting-checkpoint.key)")
+	fs.StringVar(&c.ReceiptKey, "receipt-key", "", "receipt signing key, a private ES256 JWK (default <data>/keys/receipt-es256.jwk)")
+	fs.StringVar(&c.Agents, "agents", "", "registered vetting agents, a JSON file (default <data>/agents.json)")
+	fs.DurationVar(&c.CheckpointInterval, "checkpoint-interval", time.Second, "how often checkpoints are published")
+	fs.DurationVar(&c.IssuedAtWindow, "iat-window", 10*time.Minute, "how far a statement's iat may be from the log's clock")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if file != "" {
+		if err := c.applyFile(file, fs); err != nil {
+			return nil, err
+		}
+	}
+	return c, c.complete()
+}
+
+// applyFile sets from a YAML file every setting not given as a flag.
+func (c *config) applyFile(path string, fs *flag.FlagSet) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("reading config: %w", err)
+	}
+	var fromFile config
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&fromFile); err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	set := func(name string, dst, src any) {
+		if given[name] {
+			return
+		}
+		switch d := dst.(type) {
+		case *string:
+			if s := src.(string); s != "" {
+				*d = s
+			}
+		case *time.Duration:
+			if v := src.(time.Duration); v != 0 {
+				*d = v
+			}
+		}
+	}
+	set("addr", &c.Addr, fromFile.Addr)
+	set("public-url", &c.PublicURL, fromFile.PublicURL)
+	set("storage", &c.Storage, fromFile.Storage)
+	set("data", &c.Data, fromFile.Data)
+	set("vetting-origin", &c.VettingOrigin, fromFile.VettingOrigin)
+	set("vetting-key", &c.VettingKey, fromFile.VettingKey)
+	set("receipt-key", &c.ReceiptKey, fromFile.ReceiptKey)
+	set("agents", &c.Agents, fromFile.Agents)
+	set("checkpoint-interval", &c.CheckpointInterval, fromFile.CheckpointInterval)
+	set("iat-window", &c.IssuedAtWindow, fromFile.IssuedAtWindow)
+	return nil
+}
+
+// complete fills in the defaults that depend on other settings.
+func (c *config) complete() error {
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return fmt.Errorf("-addr %q: %w", c.Addr, err)
+	}
+	def := func(p *string, rel string) {
+		if *p == "" {
+			*p = filepath.Join(c.Data, rel)
+		}
+	}
+	def(&c.VettingKey, "keys/vetting-checkpoint.key")
+	def(&c.ReceiptKey, "keys/receipt-es256.jwk")
+	def(&c.Agents, "agents.json")
+	if c.CheckpointInterval < 100*time.Millisecond {
+		return fmt.Errorf("-checkpoint-interval %s is below the 100ms minimum", c.CheckpointInterval)
+	}
+	if c.IssuedAtWindow <= 0 {
+		return fmt.Errorf("-iat-window must be positive")
+	}
+	return nil
+}

@@ -1,0 +1,221 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+	"github.com/vesperlog/vesperlog/log/problem"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	vlog "github.com/vesperlog/vesperlog/log"
+	"github.com/vesperlog/vesperlog/log/vetting"
+	"github.com/vesperlog/vesperlog/log/vetting/server"
+	"github.com/vesperlog/vesperlog/receipts"
+	"github.com/vesperlog/vesperlog/storage"
+	"github.com/vesperlog/vesperlog/storage/keys"
+	"github.com/vesperlog/vesperlog/witness/policy"
+)
+
+// vettingPrefix is where the vetting log's API lives.
+const vettingPrefix = "/vetting"
+
+type app struct {
+	cfg      *config
+	vetting  *vlog.Log
+	vkey     string // the vetting log's verifier key
+	service  *server.Service
+	receipts *receipts.Signer
+	agents   *agentsFile
+}
+
+func newApp(ctx context.Context, cfg *config) (*app, error) {
+	pub, err := url.Parse(cfg.PublicURL)
+	if err != nil || pub.Host == "" {
+		return nil, fmt.Errorf("-public-url %q is not an absolute URL", cfg.PublicURL)
+	}
+	origin := cfg.VettingOrigin
+	if origin == "" {
+		if _, err := os.Stat(cfg.VettingKey); err != nil {
+			origin = pub.Host + vettingPrefix
+		}
+	}
+	ck, created, err := keys.LoadOrCreateNoteKey(cfg.VettingKey, origin)
+	if err != nil {
+		return nil, fmt.Errorf("vetting checkpoint key: %w", err)
+	}
+	if created {
+		slog.Info("created vetting checkpoint key", "file", cfg.VettingKey)
+	}
+	rk, created, err := keys.LoadOrCreateJWK(cfg.ReceiptKey, "ES256")
+	if err != nil {
+		return nil, fmt.Errorf("receipt key: %w", err)
+	}
+	if created {
+		slog.Info("created receipt key", "file", cfg.ReceiptKey)
+	}
+	rs, err := receipts.NewSigner(rk.Key.(crypto.Signer))
+	if err != nil {
+		return nil, fmt.Errorf("receipt key %s: %w", cfg.ReceiptKey, err)
+	}
+	agents, err := openAgents(cfg.Agents)
+	if err != nil {
+		return nil, err
+	}
+
+	st, err := storage.Open(ctx, storage.Config{Backend: cfg.Storage, Dir: cfg.Data}, "vetting")
+	if err != nil {
+		return nil, err
+	}
+	l, err := vlog.Open(ctx, st.Driver, vlog.Options{
+		Signer:             ck.Signer,
+		Identity:           server.Identity,
+		Antispam:           st.Antispam,
+		CheckpointInterval: cfg.CheckpointInterval,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &app{
+		cfg:      cfg,
+		vetting:  l,
+		vkey:     ck.VKey,
+		receipts: rs,
+		agents:   agents,
+		service: server.New(server.Config{
+			Log:            l,
+			Agents:         agents.get,
+			Receipts:       rs,
+			IssuedAtWindow: cfg.IssuedAtWindow,
+		}),
+	}, nil
+}
+
+func (s *app) handler() http.Handler {
+	mux := http.NewServeMux()
+	s.vetting.HandleReads(mux, vettingPrefix)
+	s.service.Handle(mux, vettingPrefix)
+	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, r *http.Request) {
+		problem.WriteJSON(w, s.jwks())
+	})
+	mux.HandleFunc("GET /.well-known/transparency-configuration", func(w http.ResponseWriter, r *http.Request) {
+		problem.WriteJSON(w, s.transparencyConfiguration())
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		problem.Write(w, r, fmt.Errorf("%w: no %s %s here", problem.ErrNotFound, r.Method, r.URL.Path))
+	})
+	return mux
+}
+
+func (s *app) jwks() jose.JSONWebKeySet {
+	return jose.JSONWebKeySet{Keys: []jose.JSONWebKey{s.receipts.PublicJWK()}}
+}
+
+func (s *app) transparencyConfiguration() receipts.Configuration {
+	base := s.cfg.PublicURL + vettingPrefix
+	p, err := policy.ForLog(s.vkey)
+	pol := ""
+	if err == nil {
+		pol = p.String()
+	}
+	return receipts.Configuration{
+		Logs: []receipts.LogConfiguration{{
+			Name:   "vetting",
+			Origin: s.vetting.Origin(),
+			VKey:   s.vkey,
+			URL:    base,
+			Endpoints: map[string]string{
+				"add":       base + "/v1/add",
+				"add_batch": base + "/v1/add-batch",
+				"receipt":   base + "/v1/receipt/{index}",
+				"lookup":    base + "/v1/lookup/{agent}/{digest}",
+				"agents":    base + "/v1/agents",
+			},
+		}},
+		ReceiptKeys:   s.jwks(),
+		WitnessPolicy: pol,
+	}
+}
+
+// announce prints what a user needs to reach and trust the logs.
+func (s *app) announce(w io.Writer, addr string) {
+	fmt.Fprintf(w, "vesperlog listening on http://%s\n", addr)
+	fmt.Fprintf(w, "vetting log origin: %s\n", s.vetting.Origin())
+	fmt.Fprintf(w, "vetting log vkey:   %s\n", s.vkey)
+	fmt.Fprintf(w, "receipt keys:       %s/.well-known/jwks.json\n", s.cfg.PublicURL)
+	fmt.Fprintf(w, "trust document:     %s/.well-known/transparency-configuration\n", s.cfg.PublicURL)
+	fmt.Fprintf(w, "agents file:        %s (%d registered)\n", s.cfg.Agents, s.agents.get().Len())
+}
+
+func (s *app) close(ctx context.Context) error {
+	return s.vetting.Close(ctx)
+}
+
+// agentsFile is the agents registry, reloaded when its file changes so that
+// registering an agent needs no restart. A file that fails to parse is
+// logged and the previous registry kept.
+type agentsFile struct {
+	path string
+
+	mu      sync.Mutex // guards the fields below
+	modTime time.Time
+	size    int64
+	agents  *vetting.Agents
+}
+
+func openAgents(path string) (*agentsFile, error) {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		if err := keys.WriteFile(path, []byte("{\"agents\": []}\n"), 0o644); err != nil {
+			return nil, fmt.Errorf("creating agents file: %w", err)
+		}
+		slog.Info("created empty agents file", "file", path)
+	}
+	a := &agentsFile{path: path}
+	if err := a.load(); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *agentsFile) load() error {
+	fi, err := os.Stat(a.path)
+	if err != nil {
+		return fmt.Errorf("agents file: %w", err)
+	}
+	b, err := os.ReadFile(a.path)
+	if err != nil {
+		return fmt.Errorf("agents file: %w", err)
+	}
+	ag, err := vetting.ParseAgents(b)
+	if err != nil {
+		return fmt.Errorf("%s: %w", a.path, err)
+	}
+	a.agents, a.modTime, a.size = ag, fi.ModTime(), fi.Size()
+	return nil
+}
+
+// get returns the registry, reloading it if the file changed. A stat per
+// submission costs far less than the signature check that follows it.
+func (a *agentsFile) get() *vetting.Agents {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	fi, err := os.Stat(a.path)
+	if err != nil || (fi.ModTime().Equal(a.modTime) && fi.Size() == a.size) {
+		return a.agents
+	}
+	if err := a.load(); err != nil {
+		slog.Error("agents file not reloaded; keeping the previous one", "err", err)
+	} else {
+		slog.Info("agents file reloaded", "file", a.path, "agents", a.agents.Len())
+	}
+	return a.agents
+}

@@ -1,0 +1,15 @@
+// Package log runs one Tessera-backed transparency log: it appends entries,
+// waits until a published checkpoint covers them, deduplicates by an
+// identity the log's format chooses, builds inclusion proofs from the log's
+// own tiles, and serves the C2SP tlog-tiles read API.
+//
+// It is the server side of vesperlog's two logs (log/vetting, log/stict);
+// verifiers never import it. Its one table of error classes, mapping each to
+// an HTTP status and an RFC 9457 problem title, is in problem.go.
+//
+// The durability order of an Add: Tessera sequences the entry and writes its
+// bundle and tiles, integrates it into the tree, signs (and, with witnesses,
+// cosigns) and publishes a checkpoint; only then does Add return, so a
+// receipt is never issued for an entry that a published checkpoint does not
+// cover.
+package log

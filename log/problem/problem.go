@@ -1,0 +1,95 @@
+// Package problem is vesperlog's one table of error classes: each maps to
+// an HTTP status and an RFC 9457 problem title. Servers wrap a class with
+// detail and Write it; clients decode the same Details. It imports no server
+// code.
+package problem
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+)
+
+// Error classes of vesperlog's HTTP APIs. Wrap one of them with detail; the
+// table below gives the HTTP status and the problem title for each.
+var (
+	ErrBadRequest   = errors.New("bad request")
+	ErrUnauthorized = errors.New("signature does not verify")
+	ErrForbidden    = errors.New("not authorized")
+	ErrNotFound     = errors.New("not found")
+	ErrConflict     = errors.New("conflict")
+	ErrTooLarge     = errors.New("request too large")
+	ErrMediaType    = errors.New("unsupported media type")
+	// ErrOverloaded means the log pushed back: answer 503 with Retry-After.
+	ErrOverloaded = errors.New("log is overloaded")
+)
+
+// problems maps each class to its status and RFC 9457 title.
+var problems = []struct {
+	err    error
+	status int
+	title  string
+}{
+	{ErrBadRequest, http.StatusBadRequest, "The request is malformed"},
+	{ErrUnauthorized, http.StatusUnauthorized, "The signature does not verify"},
+	{ErrForbidden, http.StatusForbidden, "The key is not authorized to submit"},
+	{ErrNotFound, http.StatusNotFound, "Not found"},
+	{ErrConflict, http.StatusConflict, "The request conflicts with what is logged"},
+	{ErrTooLarge, http.StatusRequestEntityTooLarge, "The request is too large"},
+	{ErrMediaType, http.StatusUnsupportedMediaType, "The content type is not accepted"},
+	{ErrOverloaded, http.StatusServiceUnavailable, "The log is overloaded; retry later"},
+}
+
+// RetryAfter is the Retry-After value, in seconds, sent with ErrOverloaded.
+const RetryAfter = "1"
+
+// Details is an RFC 9457 problem details object.
+type Details struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// For returns the problem err belongs to. Errors of no class are internal:
+// their detail is logged, not sent.
+func For(err error) Details {
+	for _, p := range problems {
+		if errors.Is(err, p.err) {
+			return Details{Type: "about:blank", Title: p.title, Status: p.status, Detail: err.Error()}
+		}
+	}
+	return Details{Type: "about:blank", Title: "Internal server error", Status: http.StatusInternalServerError}
+}
+
+// Write answers a request with the problem err belongs to.
+func Write(w http.ResponseWriter, r *http.Request, err error) {
+	p := For(err)
+	if p.Status == http.StatusInternalServerError {
+		slog.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	WriteDetails(w, p)
+}
+
+// WriteDetails writes p as application/problem+json.
+func WriteDetails(w http.ResponseWriter, p Details) {
+	if p.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", RetryAfter)
+	}
+	if p.Status == http.StatusUnauthorized {
+		// RFC 9110 asks for a challenge; the "JWS" scheme names what is wanted.
+		w.Header().Set("WWW-Authenticate", `JWS realm="vesperlog"`)
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+// WriteJSON answers a request with v as JSON: the success twin of Write.
+func WriteJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,128 @@
+package server
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"github.com/vesperlog/vesperlog/log/problem"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/vesperlog/vesperlog/log/vetting"
+)
+
+// Request body limits: one statement, and a full batch of them with JSON framing.
+const (
+	maxAddBody   = vetting.MaxStatementSize + 64
+	maxBatchBody = MaxBatch*(vetting.MaxStatementSize+8) + 1024
+)
+
+// Handle registers the vetting API of s under prefix (for example "/vetting").
+func (s *Service) Handle(mux *http.ServeMux, prefix string) {
+	mux.HandleFunc("POST "+prefix+"/v1/add", s.handleAdd)
+	mux.HandleFunc("POST "+prefix+"/v1/add-batch", s.handleAddBatch)
+	mux.HandleFunc("GET "+prefix+"/v1/receipt/{index}", s.handleReceipt)
+	mux.HandleFunc("GET "+prefix+"/v1/lookup/{agent}/{digest}", s.handleLookup)
+	mux.HandleFunc("GET "+prefix+"/v1/agents", s.handleAgents)
+}
+
+func (s *Service) handleAdd(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(w, r, "application/jose", maxAddBody)
+	if err != nil {
+		problem.Write(w, r, err)
+		return
+	}
+	res, err := s.Submit(r.Context(), []string{strings.TrimSpace(string(body))})
+	if err != nil {
+		problem.Write(w, r, err)
+		return
+	}
+	problem.WriteJSON(w, vetting.AddResponse{Index: res[0].Index, Duplicate: res[0].Duplicate, Receipt: res[0].Receipt})
+}
+
+func (s *Service) handleAddBatch(w http.ResponseWriter, r *http.Request) {
+	body, err := readBody(w, r, "application/json", maxBatchBody)
+	if err != nil {
+		problem.Write(w, r, err)
+		return
+	}
+	var req vetting.BatchRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		problem.Write(w, r, fmt.Errorf("%w: body is not {\"statements\": [...]}: %v", problem.ErrBadRequest, err))
+		return
+	}
+	res, err := s.Submit(r.Context(), req.Statements)
+	if err != nil {
+		problem.Write(w, r, err)
+		return
+	}
+	out := vetting.BatchResponse{Entries: make([]vetting.AddResponse, len(res))}
+	for i, x := range res {
+		out.Entries[i] = vetting.AddResponse{Index: x.Index, Duplicate: x.Duplicate, Receipt: x.Receipt}
+		if x.Err != nil {
+			p := problem.For(x.Err)
+			out.Entries[i] = vetting.AddResponse{Problem: &p}
+		}
+	}
+	problem.WriteJSON(w, out)
+}
+
+func (s *Service) handleReceipt(w http.ResponseWriter, r *http.Request) {
+	idx, err := strconv.ParseUint(r.PathValue("index"), 10, 64)
+	if err != nil || strconv.FormatUint(idx, 10) != r.PathValue("index") {
+		problem.Write(w, r, fmt.Errorf("%w: index %q is not a decimal entry index", problem.ErrBadRequest, r.PathValue("index")))
+		return
+	}
+	rc, err := s.Receipt(r.Context(), idx)
+	if err != nil {
+		problem.Write(w, r, err)
+		return
+	}
+	problem.WriteJSON(w, vetting.ReceiptResponse{Index: idx, Receipt: rc})
+}
+
+func (s *Service) handleLookup(w http.ResponseWriter, r *http.Request) {
+	var agent, digest [32]byte
+	for _, f := range []struct {
+		name string
+		out  *[32]byte
+	}{{"agent", &agent}, {"digest", &digest}} {
+		b, err := base64.RawURLEncoding.Strict().DecodeString(r.PathValue(f.name))
+		if err != nil || len(b) != 32 {
+			problem.Write(w, r, fmt.Errorf("%w: %s must be 32 bytes, base64url without padding", problem.ErrBadRequest, f.name))
+			return
+		}
+		copy(f.out[:], b)
+	}
+	idx, err := s.Lookup(r.Context(), agent, digest)
+	if err != nil {
+		problem.Write(w, r, err)
+		return
+	}
+	problem.WriteJSON(w, vetting.LookupResponse{Index: idx})
+}
+
+func (s *Service) handleAgents(w http.ResponseWriter, r *http.Request) {
+	problem.WriteJSON(w, s.cfg.Agents())
+}
+
+// readBody checks the content type and reads at most limit bytes.
+func readBody(w http.ResponseWriter, r *http.Request, contentType string, limit int64) ([]byte, error) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != contentType {
+		return nil, fmt.Errorf("%w: Content-Type must be %s", problem.ErrMediaType, contentType)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return nil, fmt.Errorf("%w: body is over %d bytes", problem.ErrTooLarge, limit)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading body: %v", problem.ErrBadRequest, err)
+	}
+	return body, nil
+}

@@ -1,0 +1,313 @@
+package server
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"golang.org/x/mod/sumdb/note"
+
+	vlog "github.com/vesperlog/vesperlog/log"
+	"github.com/vesperlog/vesperlog/log/problem"
+	"github.com/vesperlog/vesperlog/log/vetting"
+	"github.com/vesperlog/vesperlog/receipts"
+	"github.com/vesperlog/vesperlog/storage"
+	"github.com/vesperlog/vesperlog/witness/policy"
+)
+
+type harness struct {
+	t      *testing.T
+	url    string
+	log    *vlog.Log
+	trust  receipts.Trust
+	es, ed crypto.Signer // registered agents
+	now    time.Time
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	skey, vkey, err := note.GenerateKey(rand.Reader, "example.test/vetting")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, _ := note.NewSigner(skey)
+	st, err := storage.Open(ctx, storage.Config{Dir: dir}, "vetting")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := vlog.Open(ctx, st.Driver, vlog.Options{Signer: signer, Identity: Identity, Antispam: st.Antispam, CheckpointInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close(context.Background()) })
+
+	es, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	_, ed, _ := ed25519.GenerateKey(rand.Reader)
+	agents := &vetting.Agents{}
+	agents, _ = agents.Add("es-agent", jose.JSONWebKey{Key: es.Public()})
+	agents, _ = agents.Add("ed-agent", jose.JSONWebKey{Key: ed.Public()})
+
+	rk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	rs, err := receipts.NewSigner(rk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, log: l, es: es, ed: ed, now: time.Now()}
+	svc := New(Config{Log: l, Agents: func() *vetting.Agents { return agents }, Receipts: rs, Now: func() time.Time { return h.now }})
+	mux := http.NewServeMux()
+	svc.Handle(mux, "/vetting")
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	h.url = srv.URL + "/vetting"
+	p, err := policy.ForLog(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.trust = receipts.Trust{Keys: &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{rs.PublicJWK()}}, Policy: p}
+	return h
+}
+
+// statement signs a statement about digest d with key k.
+func (h *harness) statement(k crypto.Signer, d byte, sub string, iat time.Time) string {
+	h.t.Helper()
+	pub := jose.JSONWebKey{Key: k.Public()}
+	st, err := vetting.NewStatement(&pub, [32]byte{d}, sub, uint64(iat.Unix()))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	s, err := st.Sign(k)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return s
+}
+
+func (h *harness) post(path, contentType, body string) (int, http.Header, []byte) {
+	h.t.Helper()
+	resp, err := http.Post(h.url+path, contentType, strings.NewReader(body))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, b
+}
+
+func (h *harness) get(path string) (int, []byte) {
+	h.t.Helper()
+	resp, err := http.Get(h.url + path)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func (h *harness) add(stmt string) vetting.AddResponse {
+	h.t.Helper()
+	code, _, body := h.post("/v1/add", "application/jose", stmt)
+	if code != 200 {
+		h.t.Fatalf("add: %d %s", code, body)
+	}
+	var r vetting.AddResponse
+	if err := json.Unmarshal(body, &r); err != nil {
+		h.t.Fatal(err)
+	}
+	return r
+}
+
+// verify checks a receipt and that its entry is the leaf of digest d by key k.
+func (h *harness) verify(receipt string, k crypto.Signer, d byte) *receipts.Verified {
+	h.t.Helper()
+	v, err := receipts.Verify(receipt, h.trust)
+	if err != nil {
+		h.t.Fatalf("receipt does not verify: %v", err)
+	}
+	leaf, err := vetting.ParseLeaf(v.Entry)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := leaf.Verify(&jose.JSONWebKey{Key: k.Public()}); err != nil {
+		h.t.Fatalf("logged leaf does not verify alone: %v", err)
+	}
+	if leaf.Digest != [32]byte{d} {
+		h.t.Fatalf("receipt is for digest %x", leaf.Digest)
+	}
+	return v
+}
+
+func (h *harness) size() uint64 {
+	cp, err := h.log.Checkpoint(context.Background())
+	if err != nil {
+		return 0
+	}
+	n, err := checkpointSize(cp)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return n
+}
+
+func TestAddAndReceipts(t *testing.T) {
+	h := newHarness(t)
+	r1 := h.add(h.statement(h.es, 1, "Business_42", h.now))
+	if r1.Duplicate {
+		t.Fatal("first submission marked duplicate")
+	}
+	h.verify(r1.Receipt, h.es, 1)
+	r2 := h.add(h.statement(h.ed, 2, "", h.now))
+	if r2.Index != r1.Index+1 {
+		t.Fatalf("second index %d after %d", r2.Index, r1.Index)
+	}
+	h.verify(r2.Receipt, h.ed, 2)
+
+	// Same agent, same digest, a later statement: the existing entry.
+	again := h.add(h.statement(h.es, 1, "Business_42", h.now.Add(time.Second)))
+	if !again.Duplicate || again.Index != r1.Index {
+		t.Fatalf("resubmission: %+v", again)
+	}
+	v := h.verify(again.Receipt, h.es, 1)
+	leaf, _ := vetting.ParseLeaf(v.Entry)
+	if leaf.IssuedAt != uint64(h.now.Unix()) {
+		t.Fatal("resubmission's receipt is not for the first statement")
+	}
+	// Another agent, same digest: a new entry.
+	other := h.add(h.statement(h.ed, 1, "", h.now))
+	if other.Duplicate || other.Index == r1.Index {
+		t.Fatalf("another agent's digest: %+v", other)
+	}
+
+	// A fresh receipt for any index, and lookups.
+	code, body := h.get(fmt.Sprintf("/v1/receipt/%d", r1.Index))
+	var rr vetting.ReceiptResponse
+	if code != 200 || json.Unmarshal(body, &rr) != nil {
+		t.Fatalf("receipt: %d %s", code, body)
+	}
+	if v := h.verify(rr.Receipt, h.es, 1); v.Checkpoint.Size != 3 {
+		t.Fatalf("fresh receipt against size %d, want 3", v.Checkpoint.Size)
+	}
+	agentTP, _ := vetting.Thumbprint(&jose.JSONWebKey{Key: h.ed.Public()})
+	enc := base64.RawURLEncoding.EncodeToString
+	digest := [32]byte{2}
+	code, body = h.get("/v1/lookup/" + enc(agentTP[:]) + "/" + enc(digest[:]))
+	var lr vetting.LookupResponse
+	if code != 200 || json.Unmarshal(body, &lr) != nil || lr.Index != r2.Index {
+		t.Fatalf("lookup: %d %s", code, body)
+	}
+}
+
+func TestBatch(t *testing.T) {
+	h := newHarness(t)
+	var sts []string
+	for d := byte(10); d < 15; d++ {
+		sts = append(sts, h.statement(h.ed, d, fmt.Sprintf("entity-%d", d), h.now))
+	}
+	sts = append(sts, sts[0]) // the same statement twice in one batch
+	body, _ := json.Marshal(vetting.BatchRequest{Statements: sts})
+	code, _, out := h.post("/v1/add-batch", "application/json", string(body))
+	if code != 200 {
+		t.Fatalf("batch: %d %s", code, out)
+	}
+	var br vetting.BatchResponse
+	if err := json.Unmarshal(out, &br); err != nil || len(br.Entries) != len(sts) {
+		t.Fatalf("batch answer: %s", out)
+	}
+	seen := map[uint64]bool{}
+	for i, e := range br.Entries[:5] {
+		if e.Problem != nil || seen[e.Index] {
+			t.Fatalf("entry %d: %+v", i, e)
+		}
+		seen[e.Index] = true
+		h.verify(e.Receipt, h.ed, byte(10+i))
+	}
+	if last := br.Entries[5]; last.Index != br.Entries[0].Index || (last.Duplicate == br.Entries[0].Duplicate) {
+		t.Fatalf("repeated statement: %+v vs %+v", last, br.Entries[0])
+	}
+	if h.size() != 5 {
+		t.Fatalf("log size %d, want 5", h.size())
+	}
+}
+
+// TestRefusals has one row per way a submission is refused. None may
+// change the log.
+func TestRefusals(t *testing.T) {
+	h := newHarness(t)
+	h.add(h.statement(h.es, 1, "first-subject", h.now))
+	unregistered, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	good := h.statement(h.es, 3, "", h.now)
+	parts := strings.Split(good, ".")
+	otherSig := strings.Split(h.statement(h.es, 4, "", h.now), ".")[2]
+	batch := func(sts ...string) string {
+		b, _ := json.Marshal(vetting.BatchRequest{Statements: sts})
+		return string(b)
+	}
+	tooMany := make([]string, MaxBatch+1)
+	for i := range tooMany {
+		tooMany[i] = good
+	}
+	for _, c := range []struct {
+		name, path, contentType, body string
+		status                        int
+	}{
+		{"unknown agent", "/v1/add", "application/jose", h.statement(unregistered, 3, "", h.now), 403},
+		{"signature of another statement", "/v1/add", "application/jose", parts[0] + "." + parts[1] + "." + otherSig, 401},
+		{"not a JWS", "/v1/add", "application/jose", "hello", 400},
+		{"iat too old", "/v1/add", "application/jose", h.statement(h.es, 3, "", h.now.Add(-11*time.Minute)), 400},
+		{"iat in the future", "/v1/add", "application/jose", h.statement(h.es, 3, "", h.now.Add(11*time.Minute)), 400},
+		{"same digest, other subject", "/v1/add", "application/jose", h.statement(h.es, 1, "other-subject", h.now), 409},
+		{"wrong content type", "/v1/add", "application/json", good, 415},
+		{"oversized body", "/v1/add", "application/jose", good + strings.Repeat("A", 2048), 413},
+		{"batch with one bad statement", "/v1/add-batch", "application/json", batch(good, "hello"), 400},
+		{"batch with an unknown agent", "/v1/add-batch", "application/json", batch(good, h.statement(unregistered, 5, "", h.now)), 403},
+		{"empty batch", "/v1/add-batch", "application/json", batch(), 400},
+		{"batch over the limit", "/v1/add-batch", "application/json", batch(tooMany...), 413},
+		{"batch not JSON", "/v1/add-batch", "application/json", "[", 400},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			before := h.size()
+			code, hdr, body := h.post(c.path, c.contentType, c.body)
+			if code != c.status || hdr.Get("Content-Type") != "application/problem+json" {
+				t.Fatalf("%d %s %s, want %d problem", code, hdr.Get("Content-Type"), body, c.status)
+			}
+			var p problem.Details
+			if err := json.Unmarshal(body, &p); err != nil || p.Status != c.status || p.Title == "" || p.Detail == "" {
+				t.Fatalf("problem %s", body)
+			}
+			if code == 401 && hdr.Get("WWW-Authenticate") == "" {
+				t.Error("401 without WWW-Authenticate")
+			}
+			time.Sleep(150 * time.Millisecond) // a checkpoint interval
+			if after := h.size(); after != before {
+				t.Fatalf("log grew from %d to %d", before, after)
+			}
+		})
+	}
+	for path, status := range map[string]int{
+		"/v1/receipt/99":      404,
+		"/v1/receipt/01":      400,
+		"/v1/receipt/x":       400,
+		"/v1/receipt/-1":      400,
+		"/v1/lookup/AAAA/BBB": 400,
+		"/v1/lookup/" + strings.Repeat("A", 43) + "/" + strings.Repeat("A", 43): 404,
+	} {
+		if code, body := h.get(path); code != status {
+			t.Errorf("GET %s: %d %s, want %d", path, code, body, status)
+		}
+	}
+}

@@ -1,0 +1,30 @@
+// Package receipts issues and verifies vesperlog receipts: offline proof
+// that a log holds an entry, signed by the log operator's receipt key.
+//
+// A receipt is a compact JWS (RFC 7515):
+//
+//	header:  {"alg":"ES256","kid":"<RFC 7638 thumbprint>","typ":"tlog-receipt+jwt"}
+//	payload: {"iat": <seconds>,
+//	          "origin": "<log origin>",
+//	          "index": <entry index>,
+//	          "entry": "<the entry's bytes, base64url>",
+//	          "tlog_proof": "<a C2SP tlog-proof@v1>"}
+//
+// The tlog-proof (tlogproof.go, https://c2sp.org/tlog-proof) carries the
+// inclusion proof and the checkpoint, with its witness cosignatures,
+// verbatim. Its optional extra line is not used. The receipt keys are
+// published at /.well-known/jwks.json and in the transparency
+// configuration (trust.go), which a verifier pins.
+//
+// Verify checks everything that can be checked offline: the JWS, the
+// checkpoint's log signature and witness quorum (C2SP tlog-policy, package
+// witness/policy), and the inclusion of the entry's RFC 6962 leaf hash. The
+// JWS signature alone proves little, since the operator holds both keys;
+// the checkpoint and the cosignatures are what bind the operator to one
+// public history.
+//
+// Golden vectors: testdata/receipt-v1.json (TestGoldenReceipt); the C2SP
+// example proof (TestParseProofSpecExample). FuzzParseProof and FuzzVerify
+// fuzz the parsers. This package imports no server code; TestDependencies
+// proves it.
+package receipts

@@ -1,0 +1,8 @@
+// Package keys reads and writes vesperlog's key files: checkpoint and
+// witness signing keys (signed-note private keys), receipt and agent keys
+// (private JWKs). Files are written atomically (temporary file, fsync,
+// rename, fsync of the directory) with mode 0600, and a private key file that
+// others can read is refused, as ssh does.
+//
+// It imports no server code, so the vesper command uses it for keygen.
+package keys

@@ -1,0 +1,206 @@
+package keys
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/go-jose/go-jose/v4"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// WriteFile writes data to path atomically: readers see the old file or the
+// new one, never a part, and after a crash the new one is on disk or not at all.
+func WriteFile(path string, data []byte, perm os.FileMode) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("creating %s: %w", dir, err)
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp) // a no-op once renamed
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("syncing %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("renaming into %s: %w", path, err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("syncing %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("syncing %s: %w", dir, err)
+	}
+	return nil
+}
+
+// readPrivate reads a private key file, refusing one that others can read.
+func readPrivate(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("private key %s is readable by others (mode %v); run chmod 600 %s", path, fi.Mode().Perm(), path)
+	}
+	return os.ReadFile(path)
+}
+
+// NoteKey is a signed-note key pair.
+type NoteKey struct {
+	Signer note.Signer
+	VKey   string // the public verifier key, in vkey form
+}
+
+// LoadOrCreateNoteKey loads the Ed25519 signed-note key at path, or creates
+// one named name if there is none. A loaded key must be named name, unless
+// name is empty. created says whether the key is new.
+func LoadOrCreateNoteKey(path, name string) (k *NoteKey, created bool, err error) {
+	b, err := readPrivate(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if name == "" {
+			return nil, false, fmt.Errorf("no key at %s, and no name to create one with", path)
+		}
+		skey, _, err := note.GenerateKey(rand.Reader, name)
+		if err != nil {
+			return nil, false, fmt.Errorf("generating key %q: %w", name, err)
+		}
+		if err := WriteFile(path, []byte(skey+"\n"), 0o600); err != nil {
+			return nil, false, err
+		}
+		b, created = []byte(skey), true
+	} else if err != nil {
+		return nil, false, fmt.Errorf("reading key: %w", err)
+	}
+	skey := strings.TrimSpace(string(b))
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		return nil, false, fmt.Errorf("key %s is not a signed-note private key: %w", path, err)
+	}
+	if name != "" && signer.Name() != name {
+		return nil, false, fmt.Errorf("key %s is named %q, not %q: a log's key and origin go together (a new origin needs a new key)", path, signer.Name(), name)
+	}
+	vkey, err := VKey(skey)
+	if err != nil {
+		return nil, false, err
+	}
+	return &NoteKey{Signer: signer, VKey: vkey}, created, nil
+}
+
+// VKey returns the verifier key of an Ed25519 signed-note private key.
+func VKey(skey string) (string, error) {
+	// PRIVATE+KEY+<name>+<hash>+<base64(0x01 || seed)>
+	parts := strings.SplitN(skey, "+", 5)
+	if len(parts) != 5 || parts[0] != "PRIVATE" || parts[1] != "KEY" {
+		return "", errors.New("not a signed-note private key")
+	}
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		return "", err
+	}
+	seed, err := decodeStd(parts[4])
+	if err != nil || len(seed) != 1+ed25519.SeedSize || seed[0] != 1 {
+		return "", errors.New("not an Ed25519 signed-note private key")
+	}
+	pub := ed25519.NewKeyFromSeed(seed[1:]).Public().(ed25519.PublicKey)
+	return note.NewEd25519VerifierKey(signer.Name(), pub)
+}
+
+// LoadOrCreateJWK loads the private JWK at path, or creates one with the
+// given algorithm ("ES256" or "EdDSA") if there is none.
+func LoadOrCreateJWK(path, alg string) (key *jose.JSONWebKey, created bool, err error) {
+	key, err = LoadJWK(path)
+	if err == nil {
+		return key, false, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, false, err
+	}
+	key, err = NewJWK(alg)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := WriteJWK(path, key); err != nil {
+		return nil, false, err
+	}
+	return key, true, nil
+}
+
+// NewJWK generates a private key for alg ("ES256" or "EdDSA") with its
+// thumbprint as kid.
+func NewJWK(alg string) (*jose.JSONWebKey, error) {
+	var priv crypto.Signer
+	var err error
+	switch alg {
+	case "ES256":
+		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case "EdDSA":
+		_, priv, err = ed25519.GenerateKey(rand.Reader)
+	default:
+		return nil, fmt.Errorf("key algorithm %q: use ES256 or EdDSA", alg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("generating %s key: %w", alg, err)
+	}
+	k := &jose.JSONWebKey{Key: priv, Algorithm: alg, Use: "sig"}
+	tp, err := k.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return nil, err
+	}
+	k.KeyID = encodeURL(tp)
+	return k, nil
+}
+
+// WriteJWK writes a private JWK file, mode 0600.
+func WriteJWK(path string, k *jose.JSONWebKey) error {
+	b, err := json.MarshalIndent(k, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding key: %w", err)
+	}
+	return WriteFile(path, append(b, '\n'), 0o600)
+}
+
+// LoadJWK reads a private JWK file.
+func LoadJWK(path string) (*jose.JSONWebKey, error) {
+	b, err := readPrivate(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading key: %w", err)
+	}
+	var k jose.JSONWebKey
+	if err := json.Unmarshal(b, &k); err != nil {
+		return nil, fmt.Errorf("key %s is not a JWK: %w", path, err)
+	}
+	if k.IsPublic() {
+		return nil, fmt.Errorf("key %s is a public key; a private key is needed here", path)
+	}
+	if _, ok := k.Key.(crypto.Signer); !ok {
+		return nil, fmt.Errorf("key %s (%T) cannot sign", path, k.Key)
+	}
+	return &k, nil
+}

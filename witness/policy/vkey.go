@@ -1,0 +1,107 @@
+package policy
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	fnote "github.com/transparency-dev/formats/note"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// Signature type identifiers (signed-note).
+const (
+	algEd25519       = 0x01 // log keys
+	algCosignatureV1 = 0x04 // witness keys (tlog-cosignature, Ed25519)
+)
+
+// vkey is a decoded verifier key.
+type vkey struct {
+	name string
+	hash uint32
+	typ  byte
+	pub  []byte // public key material, without the type byte
+}
+
+// parseVKey decodes "<name>+<hex key ID>+<base64(type || key)>" strictly,
+// more so than the note libraries: the key ID must be eight lowercase hex
+// digits equal to the key ID computed from name, type and key (formats/note
+// does not check it at all), and the base64 must be canonical, so that one
+// key has one spelling and String round-trips byte for byte.
+func parseVKey(s string) (vkey, error) {
+	name, rest, ok1 := strings.Cut(s, "+")
+	hash16, key64, ok2 := strings.Cut(rest, "+") // base64 may itself contain '+'
+	if !ok1 || !ok2 {
+		return vkey{}, fmt.Errorf("%q is not <name>+<key ID>+<key>", s)
+	}
+	if !validKeyName(name) {
+		return vkey{}, fmt.Errorf("key name %q is empty, not UTF-8, or contains a space or '+'", name)
+	}
+	if len(hash16) != 8 || strings.Trim(hash16, "0123456789abcdef") != "" {
+		return vkey{}, fmt.Errorf("key ID %q is not 8 lowercase hex digits", hash16)
+	}
+	key, err := base64.StdEncoding.Strict().DecodeString(key64)
+	if err != nil || base64.StdEncoding.EncodeToString(key) != key64 {
+		return vkey{}, fmt.Errorf("key %q is not canonical standard base64", key64)
+	}
+	if len(key) == 0 {
+		return vkey{}, errors.New("key is empty")
+	}
+	k := vkey{name: name, typ: key[0], pub: key[1:]}
+	h := sha256.Sum256([]byte(name + "\n" + string(key)))
+	k.hash = binary.BigEndian.Uint32(h[:4])
+	if want := fmt.Sprintf("%08x", k.hash); hash16 != want {
+		return vkey{}, fmt.Errorf("key ID %s does not match the key (computed %s)", hash16, want)
+	}
+	if (k.typ == algEd25519 || k.typ == algCosignatureV1) && len(k.pub) != 32 {
+		return vkey{}, fmt.Errorf("%s key is %d bytes, want 32", typeName(k.typ), len(k.pub))
+	}
+	return k, nil
+}
+
+// validKeyName is signed-note's rule for key names (the same test as
+// golang.org/x/mod/sumdb/note).
+func validKeyName(name string) bool {
+	return name != "" && utf8.ValidString(name) && strings.IndexFunc(name, unicode.IsSpace) < 0 && !strings.Contains(name, "+")
+}
+
+func typeName(t byte) string {
+	switch t {
+	case algEd25519:
+		return "0x01 (Ed25519 note key)"
+	case 0x02:
+		return "0x02 (ECDSA)"
+	case algCosignatureV1:
+		return "0x04 (Ed25519 cosignature/v1)"
+	case 0x05:
+		return "0x05 (RFC 6962 tree head signature)"
+	case 0x06:
+		return "0x06 (ML-DSA-44 cosignature, not supported)"
+	}
+	return fmt.Sprintf("0x%02x", t)
+}
+
+// cosignatureVerifier wraps a formats/note cosignature/v1 verifier with the
+// one check it lacks: tlog-cosignature says the timestamp MUST NOT exceed
+// 2^63-1.
+type cosignatureVerifier struct{ note.Verifier }
+
+func (v cosignatureVerifier) Verify(msg, sig []byte) bool {
+	if len(sig) < 8 || sig[0]&0x80 != 0 {
+		return false
+	}
+	return v.Verifier.Verify(msg, sig)
+}
+
+func newCosignatureVerifier(s string) (note.Verifier, error) {
+	v, err := fnote.NewVerifierForCosignatureV1(s)
+	if err != nil {
+		return nil, err
+	}
+	return cosignatureVerifier{v}, nil
+}
