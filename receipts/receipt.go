@@ -197,7 +197,7 @@ func Verify(receipt string, trust Trust) (*Verified, error) {
 	if p.Origin == "" {
 		return nil, fmt.Errorf("%w: payload has no origin", ErrMalformed)
 	}
-	entry, err := base64.RawURLEncoding.Strict().DecodeString(p.Entry)
+	entry, err := decodeCanonical(base64.RawURLEncoding, p.Entry)
 	if err != nil {
 		return nil, fmt.Errorf("%w: entry is not base64url: %v", ErrMalformed, err)
 	}

@@ -368,6 +368,7 @@ func TestParseProofRejects(t *testing.T) {
 		"short hash":            "c2sp.org/tlog-proof@v1\nindex 1\nAAAA" + cp,
 		"url-safe base64 hash":  "c2sp.org/tlog-proof@v1\nindex 1\n" + strings.NewReplacer("+", "-", "/", "_").Replace("B95lDa8R83lS8n0eG+o0buTxRKQTYFi//1U8anccXmA=") + cp,
 		"no checkpoint":         "c2sp.org/tlog-proof@v1\nindex 1\n\n",
+		"CR inside a hash":      "c2sp.org/tlog-proof@v1\nindex 1\n" + h[:20] + "\r" + h[20:] + cp,
 		"no blank line":         "c2sp.org/tlog-proof@v1\nindex 1\n",
 		"too many proof hashes": "c2sp.org/tlog-proof@v1\nindex 1\n" + strings.Repeat(h+"\n", 64) + cp[1:],
 	} {

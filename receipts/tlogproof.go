@@ -60,7 +60,7 @@ func ParseProof(text []byte) (*Proof, error) {
 	lines = lines[1:]
 	var p Proof
 	if len(lines) > 0 && strings.HasPrefix(lines[0], "extra ") {
-		extra, err := base64.StdEncoding.Strict().DecodeString(strings.TrimPrefix(lines[0], "extra "))
+		extra, err := decodeCanonical(base64.StdEncoding, strings.TrimPrefix(lines[0], "extra "))
 		if err != nil {
 			return nil, fmt.Errorf("%w: extra is not base64: %v", ErrMalformedProof, err)
 		}
@@ -80,7 +80,7 @@ func ParseProof(text []byte) (*Proof, error) {
 		return nil, fmt.Errorf("%w: %d proof hashes, at most %d", ErrMalformedProof, len(lines), maxProofHashes)
 	}
 	for i, l := range lines {
-		h, err := base64.StdEncoding.Strict().DecodeString(l)
+		h, err := decodeCanonical(base64.StdEncoding, l)
 		if err != nil || len(h) != 32 {
 			return nil, fmt.Errorf("%w: proof line %d is not a base64 SHA-256 hash", ErrMalformedProof, i+1)
 		}
@@ -96,4 +96,18 @@ func parseDecimal(s string) (uint64, error) {
 		return 0, fmt.Errorf("%q is not a decimal without leading zeroes", s)
 	}
 	return strconv.ParseUint(s, 10, 64)
+}
+
+// decodeCanonical decodes s and accepts it only if it is the one encoding
+// of its bytes: Go's decoder skips CR and LF, and ignores non-zero
+// trailing bits unless Strict.
+func decodeCanonical(enc *base64.Encoding, s string) ([]byte, error) {
+	b, err := enc.Strict().DecodeString(s)
+	if err != nil {
+		return nil, err
+	}
+	if enc.EncodeToString(b) != s {
+		return nil, errors.New("not in canonical base64")
+	}
+	return b, nil
 }

@@ -122,6 +122,12 @@ func ParseStatement(compact string) (*Statement, []byte, error) {
 	if len(compact) > MaxStatementSize {
 		return nil, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrMalformedStatement, len(compact), MaxStatementSize)
 	}
+	// Go's base64 decoder skips CR and LF; only the alphabet is allowed here.
+	if i := strings.IndexFunc(compact, func(r rune) bool {
+		return !(r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.')
+	}); i >= 0 {
+		return nil, nil, fmt.Errorf("%w: byte %d is not base64url or '.'", ErrMalformedStatement, i)
+	}
 	parts := strings.Split(compact, ".")
 	if len(parts) != 3 {
 		return nil, nil, fmt.Errorf("%w: not a compact JWS (want 3 dot-separated parts, got %d)", ErrMalformedStatement, len(parts))

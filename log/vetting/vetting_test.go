@@ -271,6 +271,8 @@ func TestParseStatementRejects(t *testing.T) {
 		{"payload out of order", pl(`{"hash_alg":"sha-256","kyc_data_hash":"` + hash + `","iat":1763856000}`)},
 		{"short signature", parts[0] + "." + parts[1] + "." + enc("short")},
 		{"oversized", good + strings.Repeat("A", MaxStatementSize)},
+		{"CR in the signature (Go's base64 skips it)", parts[0] + "." + parts[1] + "." + parts[2][:10] + "\r" + parts[2][10:]},
+		{"space after the JWS", good + " "},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if s, _, err := ParseStatement(c.jws); !errors.Is(err, ErrMalformedStatement) {

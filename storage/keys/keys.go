@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -204,3 +205,7 @@ func LoadJWK(path string) (*jose.JSONWebKey, error) {
 	}
 	return &k, nil
 }
+
+func decodeStd(s string) ([]byte, error) { return base64.StdEncoding.Strict().DecodeString(s) }
+
+func encodeURL(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }

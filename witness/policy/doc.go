@@ -12,23 +12,32 @@
 // and groups) and refuses anything else with an error giving the line.
 // Logs use Ed25519 note keys (type 0x01) whose key name is the log's
 // checkpoint origin; witnesses use Ed25519 cosignature/v1 keys (type 0x04,
-// https://c2sp.org/tlog-cosignature). Beyond the spec, Parse also refuses:
-// a final line without a newline, thresholds with leading zeroes, vkeys
-// with an unchecked key ID or non-canonical base64, two logs with the same
-// origin, the same public key used by a log and a witness, and two keys
-// with the same key name and key ID. Comments are whole lines only; a '#'
+// https://c2sp.org/tlog-cosignature); ML-DSA-44 witness keys (0x06) are
+// refused. Beyond the spec, Parse also refuses: a final line without a
+// newline, thresholds with leading zeroes, vkeys whose key ID is not the
+// lowercase hex of the one computed from the key or whose base64 is not
+// canonical, two logs with the same origin, the same public key used by a
+// log and a witness, and two keys with the same key name and key ID. Comments are whole lines only; a '#'
 // after a field is part of the text. The limits (MaxPolicySize, MaxLines,
 // MaxLogs, MaxWitnesses, MaxGroups) are eight times the spec's
 // recommended minimums.
 //
 // Policy.Verify checks a signed checkpoint (https://c2sp.org/tlog-checkpoint,
-// https://c2sp.org/signed-note): the body strictly, the log's signature, and
-// the quorum over the cosignatures that verify, each failure wrapping its
-// own sentinel error. String gives a canonical form that Parse round-trips.
+// https://c2sp.org/signed-note): the body strictly (no leading zeroes in
+// the size, a canonical 32-byte base64 hash, non-empty extension lines),
+// the log's signature, every cosignature by a policy witness, and the
+// quorum over the witnesses whose cosignature verified, counting each
+// member of each group once. Each failure wraps its own sentinel error
+// (ErrMalformedCheckpoint, ErrUnknownLog, ErrLogSignature, ErrCosignature,
+// ErrQuorum). Signatures by keys not in the policy are ignored; a
+// signature that names a policy witness but does not verify rejects the
+// note (ErrCosignature), as signed-note recommends. String gives a
+// canonical form that Parse round-trips.
 //
-// The tests prove it: TestParse quotes the spec's rules with accepted and
-// refused cases, TestRoundTrip checks String, TestVerify signs checkpoints
-// with keys made in the test (including the spec's X-and-Y example), and
-// FuzzParse and FuzzVerify check that no input panics, that accepted
+// The tests prove it: TestParse quotes the spec's rules in accepted and
+// refused cases, TestParseLimits checks the limits, TestRoundTrip checks
+// String, TestVerify signs checkpoints with keys made in the test
+// (including the spec's X-and-Y example), and FuzzParse and FuzzVerify
+// (seeds in testdata/fuzz) check that no input panics, that accepted
 // policies round-trip and that accepted checkpoints really meet the quorum.
 package policy

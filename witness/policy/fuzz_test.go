@@ -22,6 +22,7 @@ func parseSeeds(t testing.TB) map[string][]byte {
 	for _, c := range parseCases {
 		seeds[c.name] = []byte(k.expand(c.in))
 	}
+	seeds["bare vkey"] = []byte(k.l1.vkey) // for ForLog
 	return seeds
 }
 
@@ -55,6 +56,15 @@ func FuzzParse(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
+		// Any vkey ForLog accepts gives a policy that Parse accepts back.
+		if p, err := ForLog(string(b)); err == nil {
+			if q, err := Parse([]byte(p.String())); err != nil || !samePolicy(p, q) {
+				t.Fatalf("ForLog(%q).String() does not round-trip: %v", b, err)
+			}
+		} else if !errors.Is(err, ErrMalformedPolicy) {
+			t.Fatalf("ForLog error %v does not wrap ErrMalformedPolicy", err)
+		}
+
 		p, err := Parse(b)
 		if err != nil {
 			if p != nil || !errors.Is(err, ErrMalformedPolicy) {

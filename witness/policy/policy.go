@@ -168,6 +168,14 @@ func Parse(b []byte) (*Policy, error) {
 // ForLog returns a policy of the one log with the given vkey and quorum
 // none: a log's own checkpoints, with no witnessing required.
 func ForLog(vkey string) (*Policy, error) {
+	// The vkey must be one field a policy file could hold, so that String
+	// gives text that Parse accepts.
+	if err := checkOctets([]byte(vkey)); err != nil {
+		return nil, fmt.Errorf("%w: log vkey %q: %v", ErrMalformedPolicy, vkey, err)
+	}
+	if f := fields(vkey); len(f) != 1 || f[0] != vkey {
+		return nil, fmt.Errorf("%w: log vkey %q is not a single field", ErrMalformedPolicy, vkey)
+	}
 	p := newPolicy()
 	if err := p.parseLog([]string{"log", vkey}); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformedPolicy, err)

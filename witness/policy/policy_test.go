@@ -426,7 +426,7 @@ func TestForLog(t *testing.T) {
 	if err != nil || cp.Size != 7 {
 		t.Errorf("Verify = %+v, %v", cp, err)
 	}
-	for _, bad := range []string{k.w["X1"].vkey, "", "example.com/log1", k.l1.vkey + " https://x/", k.expand("{SHORT}")} {
+	for _, bad := range []string{k.w["X1"].vkey, "", "example.com/log1", k.l1.vkey + " https://x/", k.expand("{SHORT}"), " " + k.l1.vkey, k.l1.vkey + "\n", "a\x00b+00000000+AQ=="} {
 		if _, err := ForLog(bad); !errors.Is(err, ErrMalformedPolicy) {
 			t.Errorf("ForLog(%q) error = %v, want ErrMalformedPolicy", bad, err)
 		}

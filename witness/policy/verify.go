@@ -50,12 +50,11 @@ func (p *Policy) Verify(signedCheckpoint []byte) (*Checkpoint, error) {
 
 	// The log's signature is checked on its own first, so that a tampered
 	// body is reported as ErrLogSignature whatever the order of the
-	// signature lines. Other logs' keys are never known to note.Open: their
-	// signatures are as unknown as anyone else's.
+	// signature lines; then again with the witnesses' keys.
 	logID := keyID{l.Verifier.Name(), l.Verifier.KeyHash()}
 	var unverified *note.UnverifiedNoteError
 	var invalid *note.InvalidSignatureError
-	if _, err := note.Open(signedCheckpoint, note.VerifierList(l.Verifier)); err != nil {
+	if _, err := note.Open(signedCheckpoint, known{p, l.Verifier, false}); err != nil {
 		if errors.As(err, &unverified) {
 			return nil, fmt.Errorf("%w: no signature by log key %s+%08x", ErrLogSignature, logID.name, logID.hash)
 		}
@@ -66,12 +65,7 @@ func (p *Policy) Verify(signedCheckpoint []byte) (*Checkpoint, error) {
 		// objects to the signature lines (bad syntax, or more than 100).
 		return nil, fmt.Errorf("%w: signature lines: %v", ErrMalformedCheckpoint, err)
 	}
-	vs := make([]note.Verifier, 0, 1+len(p.witnesses))
-	vs = append(vs, l.Verifier)
-	for _, w := range p.witnesses {
-		vs = append(vs, w.Verifier)
-	}
-	n, err := note.Open(signedCheckpoint, note.VerifierList(vs...))
+	n, err := note.Open(signedCheckpoint, known{p, l.Verifier, true})
 	switch {
 	case err == nil:
 	case errors.As(err, &invalid):
@@ -109,6 +103,26 @@ func (p *Policy) Verify(signedCheckpoint []byte) (*Checkpoint, error) {
 		return nil, fmt.Errorf("%w: verified cosigners %q; %s", ErrQuorum, c.Cosigners, p.explain(cosigned, sat))
 	}
 	return c, nil
+}
+
+// known is the note.Verifiers of one Verify: the checkpoint's log and,
+// with witnesses set, the policy's witnesses, looked up in the map Parse
+// built rather than in a fresh note.VerifierList per call. Other logs'
+// keys are never known: their signatures are as unknown as anyone else's.
+type known struct {
+	p         *Policy
+	log       note.Verifier
+	witnesses bool
+}
+
+func (k known) Verifier(name string, hash uint32) (note.Verifier, error) {
+	if name == k.log.Name() && hash == k.log.KeyHash() {
+		return k.log, nil
+	}
+	if r, ok := k.p.byKey[keyID{name, hash}]; ok && k.witnesses && r.kind == refWitness {
+		return k.p.witnesses[r.i].Verifier, nil
+	}
+	return nil, &note.UnknownVerifierError{Name: name, KeyHash: hash}
 }
 
 // noteText applies signed-note's framing rules that precede any signature

@@ -13,18 +13,22 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/transparency-dev/tessera"
+	"github.com/transparency-dev/tessera/storage/posix"
+	badger "github.com/transparency-dev/tessera/storage/posix/antispam"
 	"golang.org/x/mod/sumdb/note"
 
 	vlog "github.com/vesperlog/vesperlog/log"
 	"github.com/vesperlog/vesperlog/log/problem"
 	"github.com/vesperlog/vesperlog/log/vetting"
 	"github.com/vesperlog/vesperlog/receipts"
-	"github.com/vesperlog/vesperlog/storage"
 	"github.com/vesperlog/vesperlog/witness/policy"
 )
 
@@ -37,7 +41,10 @@ type harness struct {
 	now    time.Time
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t *testing.T) *harness { return newHarnessWith(t, nil) }
+
+// newHarnessWith starts a vetting log whose antispam store is wrapped by wrap, if set.
+func newHarnessWith(t *testing.T, wrap func(tessera.Antispam) tessera.Antispam) *harness {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -46,11 +53,18 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	signer, _ := note.NewSigner(skey)
-	st, err := storage.Open(ctx, storage.Config{Dir: dir}, "vetting")
+	driver, err := posix.New(ctx, posix.Config{Path: filepath.Join(dir, "vetting")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := vlog.Open(ctx, st.Driver, vlog.Options{Signer: signer, Identity: Identity, Antispam: st.Antispam, CheckpointInterval: 100 * time.Millisecond})
+	var as tessera.Antispam
+	if as, err = badger.NewAntispam(ctx, filepath.Join(dir, "antispam"), badger.AntispamOpts{}); err != nil {
+		t.Fatal(err)
+	}
+	if wrap != nil {
+		as = wrap(as)
+	}
+	l, err := vlog.Open(ctx, driver, vlog.Options{Signer: signer, Identity: Identity, Antispam: as, CheckpointInterval: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,5 +323,51 @@ func TestRefusals(t *testing.T) {
 		if code, body := h.get(path); code != status {
 			t.Errorf("GET %s: %d %s, want %d", path, code, body, status)
 		}
+	}
+}
+
+// overloadable wraps a real antispam store; while on is set, it answers as
+// Tessera's does when its follower lags: ErrPushbackAntispam.
+type overloadable struct {
+	tessera.Antispam
+	on atomic.Bool
+}
+
+func (o *overloadable) Decorator() func(tessera.AddFn) tessera.AddFn {
+	inner := o.Antispam.Decorator()
+	return func(next tessera.AddFn) tessera.AddFn {
+		add := inner(next)
+		return func(ctx context.Context, e *tessera.Entry) tessera.IndexFuture {
+			if o.on.Load() {
+				return func() (tessera.Index, error) { return tessera.Index{}, tessera.ErrPushbackAntispam }
+			}
+			return add(ctx, e)
+		}
+	}
+}
+
+// TestOverload: when Tessera pushes back, a submission gets 503 with
+// Retry-After and is not logged; once the pressure is gone, the same
+// statement is accepted.
+func TestOverload(t *testing.T) {
+	var o *overloadable
+	h := newHarnessWith(t, func(as tessera.Antispam) tessera.Antispam {
+		o = &overloadable{Antispam: as}
+		return o
+	})
+	h.add(h.statement(h.es, 1, "", h.now))
+	o.on.Store(true)
+	stmt := h.statement(h.es, 2, "", h.now)
+	code, hdr, out := h.post("/v1/add", "application/jose", stmt)
+	if code != 503 || hdr.Get("Retry-After") == "" || hdr.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("overloaded add: %d %v %s", code, hdr, out)
+	}
+	time.Sleep(150 * time.Millisecond)
+	if n := h.size(); n != 1 {
+		t.Fatalf("log size %d after a refused add, want 1", n)
+	}
+	o.on.Store(false)
+	if r := h.add(stmt); r.Duplicate || r.Index != 1 {
+		t.Fatalf("after the overload: %+v", r)
 	}
 }

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestErrors: usage mistakes exit 2 with the usage line; failures exit 1
+// with exactly one line on standard error.
+func TestErrors(t *testing.T) {
+	dir := t.TempDir()
+	notJSON := filepath.Join(dir, "kyc.txt")
+	os.WriteFile(notJSON, []byte("name: Jane"), 0o644)
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{nil, 2, "usage: vesper COMMAND"},
+		{[]string{"frobnicate"}, 2, "unknown command"},
+		{[]string{"submit"}, 2, "-key is required"},
+		{[]string{"submit", "-key", "k", "-digest", "a", "-digests", "b"}, 2, "exactly one of"},
+		{[]string{"kyc-hash", "-in", notJSON, "-out", filepath.Join(dir, "c.json")}, 1, "is not JSON"},
+		{[]string{"kyc-hash", "-in", notJSON, "-salt", "x", "-out", "y"}, 2, "give -out"},
+		{[]string{"verify-receipt", "-trust", "t.json"}, 2, "give one receipt file"},
+		{[]string{"verify-receipt", "-trust", filepath.Join(dir, "none.json"), "r.jwt"}, 1, "no such file"},
+		{[]string{"keygen", "agent", "-alg", "RS256", "-out", filepath.Join(dir, "k.jwk")}, 1, "use ES256 or EdDSA"},
+		{[]string{"submit", "-key", filepath.Join(dir, "none.jwk"), "-digest", strings.Repeat("A", 43)}, 1, "reading key"},
+		{[]string{"submit", "-bogus"}, 2, "flag provided but not defined"},
+	} {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), c.args, &out, &errb)
+		if code != c.code || !strings.Contains(errb.String(), c.want) {
+			t.Errorf("vesper %q: exit %d, stderr %q; want %d and %q", c.args, code, errb.String(), c.code, c.want)
+		}
+		if code == 1 && strings.Count(errb.String(), "\n") != 1 {
+			t.Errorf("vesper %q: error is not one line: %q", c.args, errb.String())
+		}
+	}
+}
+
+func TestKeygenRefusesOverwrite(t *testing.T) {
+	dir := t.TempDir()
+	k := filepath.Join(dir, "va.jwk")
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"keygen", "agent", "-out", k}, &out, &errb); code != 0 {
+		t.Fatalf("keygen: %d %s", code, errb.String())
+	}
+	before, _ := os.ReadFile(k)
+	if code := run(context.Background(), []string{"keygen", "agent", "-out", k}, &out, &errb); code != 1 {
+		t.Fatalf("second keygen over the same file: exit %d", code)
+	}
+	if after, _ := os.ReadFile(k); !bytes.Equal(before, after) {
+		t.Fatal("existing key overwritten")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "va.pub.jwk")); err != nil {
+		t.Fatal(err)
+	}
+}

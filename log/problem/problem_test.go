@@ -1,0 +1,44 @@
+package problem
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+)
+
+func TestTable(t *testing.T) {
+	for _, c := range []struct {
+		err    error
+		status int
+		header string
+	}{
+		{ErrBadRequest, 400, ""},
+		{ErrUnauthorized, 401, "WWW-Authenticate"},
+		{ErrForbidden, 403, ""},
+		{ErrNotFound, 404, ""},
+		{ErrConflict, 409, ""},
+		{ErrTooLarge, 413, ""},
+		{ErrMediaType, 415, ""},
+		{ErrOverloaded, 503, "Retry-After"},
+		{errors.New("disk on fire"), 500, ""},
+	} {
+		w := httptest.NewRecorder()
+		Write(w, httptest.NewRequest(http.MethodGet, "/", nil), fmt.Errorf("context: %w", c.err))
+		var d Details
+		if err := json.Unmarshal(w.Body.Bytes(), &d); err != nil {
+			t.Fatal(err)
+		}
+		if w.Code != c.status || d.Status != c.status || d.Title == "" || w.Header().Get("Content-Type") != "application/problem+json" {
+			t.Errorf("%v: %d %+v", c.err, w.Code, d)
+		}
+		if c.header != "" && w.Header().Get(c.header) == "" {
+			t.Errorf("%v: no %s header", c.err, c.header)
+		}
+		if c.status == 500 && d.Detail != "" {
+			t.Errorf("internal error detail leaked: %q", d.Detail)
+		}
+	}
+}

@@ -1,0 +1,102 @@
+package keys
+
+import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/mod/sumdb/note"
+)
+
+func TestWriteFileAtomic(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "sub", "f")
+	if err := WriteFile(p, []byte("one"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFile(p, []byte("two"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(p)
+	fi, _ := os.Stat(p)
+	if string(b) != "two" || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("%q, mode %v", b, fi.Mode())
+	}
+	// No temporary files are left behind.
+	ents, _ := os.ReadDir(filepath.Dir(p))
+	if len(ents) != 1 {
+		t.Fatalf("directory holds %d files", len(ents))
+	}
+}
+
+func TestNoteKey(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "k")
+	k, created, err := LoadOrCreateNoteKey(p, "example.test/log")
+	if err != nil || !created {
+		t.Fatalf("create: %v, %v", created, err)
+	}
+	if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode %v", fi.Mode())
+	}
+	// The vkey verifies what the signer signs.
+	v, err := note.NewVerifier(k.VKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := note.Sign(&note.Note{Text: "hello\n"}, k.Signer)
+	if _, err := note.Open(msg, note.VerifierList(v)); err != nil {
+		t.Fatalf("vkey does not verify the key's signature: %v", err)
+	}
+	k2, created, err := LoadOrCreateNoteKey(p, "")
+	if err != nil || created || k2.VKey != k.VKey {
+		t.Fatalf("reload: %v, %v, %s", created, err, k2.VKey)
+	}
+	if _, _, err := LoadOrCreateNoteKey(p, "other.test/log"); err == nil || !strings.Contains(err.Error(), "new origin needs a new key") {
+		t.Fatalf("key under another origin: %v", err)
+	}
+	os.Chmod(p, 0o644)
+	if _, _, err := LoadOrCreateNoteKey(p, ""); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("world-readable key: %v", err)
+	}
+	if _, _, err := LoadOrCreateNoteKey(filepath.Join(t.TempDir(), "none"), ""); err == nil {
+		t.Fatal("missing key with no name to create one")
+	}
+}
+
+func TestJWK(t *testing.T) {
+	dir := t.TempDir()
+	for alg, want := range map[string]any{"ES256": &ecdsa.PrivateKey{}, "EdDSA": ed25519.PrivateKey{}} {
+		p := filepath.Join(dir, alg+".jwk")
+		k, created, err := LoadOrCreateJWK(p, alg)
+		if err != nil || !created || k.KeyID == "" {
+			t.Fatalf("%s: %v %v", alg, created, err)
+		}
+		again, created, err := LoadOrCreateJWK(p, alg)
+		if err != nil || created || again.KeyID != k.KeyID {
+			t.Fatalf("%s reload: %v %v", alg, created, err)
+		}
+		switch want.(type) {
+		case *ecdsa.PrivateKey:
+			if _, ok := again.Key.(*ecdsa.PrivateKey); !ok {
+				t.Fatalf("%s: %T", alg, again.Key)
+			}
+		case ed25519.PrivateKey:
+			if _, ok := again.Key.(ed25519.PrivateKey); !ok {
+				t.Fatalf("%s: %T", alg, again.Key)
+			}
+		}
+		pub := k.Public()
+		if err := WriteJWK(filepath.Join(dir, "pub"), &pub); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := LoadJWK(filepath.Join(dir, "pub")); err == nil {
+			t.Fatal("a public key loaded as a private one")
+		}
+	}
+	if _, err := NewJWK("RS256"); err == nil {
+		t.Fatal("RS256 key generated")
+	}
+}
