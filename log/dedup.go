@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/vesperlog/vesperlog/log/problem"
 	"sync"
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/transparency-dev/tessera"
 	"github.com/transparency-dev/tessera/api"
+
+	"github.com/vesperlog/vesperlog/log/problem"
 )
 
 // recentSize bounds the in-memory half of dedup. It need only cover the

@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/vesperlog/vesperlog/log/problem"
 	"os"
 	"time"
 
 	"github.com/transparency-dev/tessera"
 	"github.com/transparency-dev/tessera/client"
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/vesperlog/vesperlog/log/problem"
 )
 
 // Defaults of Options.
@@ -126,33 +127,53 @@ func (l *Log) Checkpoint(ctx context.Context) ([]byte, error) {
 	return cp, nil
 }
 
-// Entry returns the entry at index of the tree of the given size.
-func (l *Log) Entry(ctx context.Context, index, size uint64) ([]byte, error) {
-	if index >= size {
-		return nil, fmt.Errorf("%w: entry %d is beyond the tree size %d", problem.ErrNotFound, index, size)
-	}
-	b, err := client.GetEntryBundle(ctx, l.reader.ReadEntryBundle, index/256, size)
-	if err != nil {
-		return nil, fmt.Errorf("reading entry %d of %s: %w", index, l.origin, err)
-	}
-	if int(index%256) >= len(b.Entries) {
-		return nil, fmt.Errorf("reading entry %d of %s: bundle has only %d entries", index, l.origin, len(b.Entries))
-	}
-	return b.Entries[index%256], nil
+// Prover reads entries and builds inclusion proofs in one tree size. It
+// caches the tiles and bundles it reads, so that the receipts of a batch
+// cost one read of each. It is not safe for concurrent use: make one per
+// request.
+type Prover struct {
+	log     *Log
+	size    uint64
+	pb      *client.ProofBuilder
+	bundles map[uint64][][]byte
 }
 
-// InclusionProof returns the inclusion proof of the entry at index in the
-// tree of the given size, built from the log's tiles.
-func (l *Log) InclusionProof(ctx context.Context, index, size uint64) ([][]byte, error) {
+// Prover returns a Prover for the tree of the given size.
+func (l *Log) Prover(ctx context.Context, size uint64) (*Prover, error) {
 	pb, err := client.NewProofBuilder(ctx, size, l.reader.ReadTile)
 	if err != nil {
 		return nil, fmt.Errorf("proof builder: %w", err)
 	}
-	p, err := pb.InclusionProof(ctx, index)
-	if err != nil {
-		return nil, fmt.Errorf("inclusion proof of %d in %d: %w", index, size, err)
+	return &Prover{log: l, size: size, pb: pb, bundles: map[uint64][][]byte{}}, nil
+}
+
+// Entry returns the entry at index.
+func (p *Prover) Entry(ctx context.Context, index uint64) ([]byte, error) {
+	if index >= p.size {
+		return nil, fmt.Errorf("%w: entry %d is beyond the tree size %d", problem.ErrNotFound, index, p.size)
 	}
-	return p, nil
+	entries, ok := p.bundles[index/256]
+	if !ok {
+		b, err := client.GetEntryBundle(ctx, p.log.reader.ReadEntryBundle, index/256, p.size)
+		if err != nil {
+			return nil, fmt.Errorf("reading entry %d of %s: %w", index, p.log.origin, err)
+		}
+		entries = b.Entries
+		p.bundles[index/256] = entries
+	}
+	if int(index%256) >= len(entries) {
+		return nil, fmt.Errorf("reading entry %d of %s: bundle has only %d entries", index, p.log.origin, len(entries))
+	}
+	return entries[index%256], nil
+}
+
+// InclusionProof returns the inclusion proof of the entry at index.
+func (p *Prover) InclusionProof(ctx context.Context, index uint64) ([][]byte, error) {
+	h, err := p.pb.InclusionProof(ctx, index)
+	if err != nil {
+		return nil, fmt.Errorf("inclusion proof of %d in %d: %w", index, p.size, err)
+	}
+	return h, nil
 }
 
 // Reader returns the log's Tessera reader.

@@ -99,12 +99,16 @@ func TestAddDedupAndProve(t *testing.T) {
 	if c.Size != 2 {
 		t.Fatalf("checkpoint size %d, want 2", c.Size)
 	}
+	pr, err := l.Prover(ctx, c.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for idx, want := range []string{"a1", "b1"} {
-		e, err := l.Entry(ctx, uint64(idx), c.Size)
+		e, err := pr.Entry(ctx, uint64(idx))
 		if err != nil || string(e) != want {
 			t.Fatalf("Entry(%d) = %q, %v", idx, e, err)
 		}
-		p, err := l.InclusionProof(ctx, uint64(idx), c.Size)
+		p, err := pr.InclusionProof(ctx, uint64(idx))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -112,7 +116,7 @@ func TestAddDedupAndProve(t *testing.T) {
 			t.Fatalf("entry %d: %v", idx, err)
 		}
 	}
-	if _, err := l.Entry(ctx, 2, c.Size); !errors.Is(err, problem.ErrNotFound) {
+	if _, err := pr.Entry(ctx, 2); !errors.Is(err, problem.ErrNotFound) {
 		t.Fatalf("Entry beyond the tree: %v", err)
 	}
 	if idx, ok, err := l.Lookup(ctx, []byte("b")); err != nil || !ok || idx != 1 {

@@ -6,13 +6,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/vesperlog/vesperlog/log/problem"
 	"net/http"
 	"os"
 	"strconv"
 	"strings"
 
 	"github.com/transparency-dev/tessera/api/layout"
+
+	"github.com/vesperlog/vesperlog/log/problem"
 )
 
 // Cache-Control values of the tlog-tiles endpoints: the checkpoint is

@@ -33,7 +33,7 @@ import (
 )
 
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	url    string
 	log    *vlog.Log
 	trust  receipts.Trust
@@ -41,10 +41,10 @@ type harness struct {
 	now    time.Time
 }
 
-func newHarness(t *testing.T) *harness { return newHarnessWith(t, nil) }
+func newHarness(t testing.TB) *harness { return newHarnessWith(t, nil) }
 
 // newHarnessWith starts a vetting log whose antispam store is wrapped by wrap, if set.
-func newHarnessWith(t *testing.T, wrap func(tessera.Antispam) tessera.Antispam) *harness {
+func newHarnessWith(t testing.TB, wrap func(tessera.Antispam) tessera.Antispam) *harness {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()

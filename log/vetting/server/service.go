@@ -5,13 +5,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/vesperlog/vesperlog/log/problem"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	fmtlog "github.com/transparency-dev/formats/log"
 
 	vlog "github.com/vesperlog/vesperlog/log"
+	"github.com/vesperlog/vesperlog/log/problem"
 	"github.com/vesperlog/vesperlog/log/vetting"
 	"github.com/vesperlog/vesperlog/receipts"
 )
@@ -75,18 +77,22 @@ func (s *Service) Submit(ctx context.Context, statements []string) ([]Result, er
 	agents := s.cfg.Agents()
 	leaves := make([][]byte, len(statements))
 	subjects := make([]string, len(statements))
-	for i, st := range statements {
-		leaf, err := s.check(agents, st, now)
-		if err != nil {
-			if len(statements) > 1 {
-				return nil, fmt.Errorf("statement %d: %w", i, err)
-			}
+	errs := make([]error, len(statements))
+	// Signature checks dominate; spread them over the cores.
+	parallel(len(statements), func(i int) {
+		leaf, err := s.check(agents, statements[i], now)
+		if err == nil {
+			leaves[i], err = leaf.MarshalBinary()
+			subjects[i] = leaf.Subject
+		}
+		errs[i] = err
+	})
+	for i, err := range errs {
+		if err != nil && len(statements) > 1 {
+			return nil, fmt.Errorf("statement %d: %w", i, err)
+		} else if err != nil {
 			return nil, err
 		}
-		if leaves[i], err = leaf.MarshalBinary(); err != nil {
-			return nil, fmt.Errorf("%w: %v", problem.ErrBadRequest, err)
-		}
-		subjects[i] = leaf.Subject
 	}
 
 	results := make([]Result, len(statements))
@@ -109,19 +115,41 @@ func (s *Service) Submit(ctx context.Context, statements []string) ([]Result, er
 	if err != nil {
 		return nil, err
 	}
+	rb, err := s.newReceiptBuilder(ctx, cp)
+	if err != nil {
+		return nil, err
+	}
 	for i := range results {
-		r := &results[i]
-		if r.Err != nil {
-			continue
-		}
-		r.Receipt, r.Err = s.receipt(ctx, r.Index, cp, func(entry []byte) error {
-			return sameStatement(entry, subjects[i])
-		})
-		if len(results) == 1 && r.Err != nil {
-			return nil, r.Err
+		if results[i].Err == nil {
+			results[i].Err = rb.prepare(ctx, i, results[i].Index, &subjects[i])
 		}
 	}
+	parallel(len(results), func(i int) {
+		if results[i].Err == nil {
+			results[i].Receipt, results[i].Err = rb.sign(i)
+		}
+	})
+	if len(results) == 1 && results[0].Err != nil {
+		return nil, results[0].Err
+	}
 	return results, nil
+}
+
+// parallel runs f(0) … f(n-1) on as many goroutines as there are cores.
+func parallel(n int, f func(i int)) {
+	workers := min(n, runtime.GOMAXPROCS(0))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				f(i)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // check turns a statement into a leaf, or says why it is refused.
@@ -154,9 +182,9 @@ func (s *Service) check(agents *vetting.Agents, compact string, now time.Time) (
 	return leaf, nil
 }
 
-// sameStatement refuses a resubmission whose subject differs from the one
+// sameSubject refuses a resubmission whose subject differs from the one
 // logged: the log keeps one entry per agent and digest.
-func sameStatement(entry []byte, subject string) error {
+func sameSubject(entry []byte, subject string) error {
 	leaf, err := vetting.ParseLeaf(entry)
 	if err != nil {
 		return fmt.Errorf("stored entry: %w", err)
@@ -173,7 +201,14 @@ func (s *Service) Receipt(ctx context.Context, index uint64) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return s.receipt(ctx, index, cp, nil)
+	rb, err := s.newReceiptBuilder(ctx, cp)
+	if err != nil {
+		return "", err
+	}
+	if err := rb.prepare(ctx, 0, index, nil); err != nil {
+		return "", err
+	}
+	return rb.sign(0)
 }
 
 // Lookup returns the index of the entry in which agent logged digest.
@@ -188,36 +223,65 @@ func (s *Service) Lookup(ctx context.Context, agent, digest [32]byte) (uint64, e
 	return idx, nil
 }
 
-// receipt builds and signs the receipt of the entry at index in the tree
-// that checkpoint cp commits to. check, if set, vets the stored entry first.
-func (s *Service) receipt(ctx context.Context, index uint64, cp []byte, check func([]byte) error) (string, error) {
+// receiptBuilder makes the receipts of one request against one checkpoint:
+// prepare reads entries and proofs (sequentially, sharing the prover's
+// cache), sign signs them (safe in parallel).
+type receiptBuilder struct {
+	s      *Service
+	cp     []byte
+	prover *vlog.Prover
+	// mu guards prepared, which prepare writes and sign reads.
+	mu       sync.Mutex
+	prepared map[int]*receipts.Receipt
+}
+
+func (s *Service) newReceiptBuilder(ctx context.Context, cp []byte) (*receiptBuilder, error) {
 	size, err := checkpointSize(cp)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	if index >= size {
-		return "", fmt.Errorf("%w: entry %d is not covered by the latest checkpoint (size %d)", problem.ErrNotFound, index, size)
-	}
-	entry, err := s.cfg.Log.Entry(ctx, index, size)
+	p, err := s.cfg.Log.Prover(ctx, size)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	if check != nil {
-		if err := check(entry); err != nil {
-			return "", err
+	return &receiptBuilder{s: s, cp: cp, prover: p, prepared: map[int]*receipts.Receipt{}}, nil
+}
+
+// prepare reads the entry at index and its proof, as receipt number i. If
+// subject is set, the stored entry must carry that subject: the log keeps
+// one entry per agent and digest, and a resubmission with another subject
+// is refused.
+func (rb *receiptBuilder) prepare(ctx context.Context, i int, index uint64, subject *string) error {
+	entry, err := rb.prover.Entry(ctx, index)
+	if err != nil {
+		return err
+	}
+	if subject != nil {
+		if err := sameSubject(entry, *subject); err != nil {
+			return err
 		}
 	}
-	hashes, err := s.cfg.Log.InclusionProof(ctx, index, size)
+	hashes, err := rb.prover.InclusionProof(ctx, index)
 	if err != nil {
-		return "", err
+		return err
 	}
-	return s.cfg.Receipts.Sign(&receipts.Receipt{
-		Origin:   s.cfg.Log.Origin(),
+	rb.mu.Lock()
+	rb.prepared[i] = &receipts.Receipt{
+		Origin:   rb.s.cfg.Log.Origin(),
 		Index:    index,
 		Entry:    entry,
-		Proof:    &receipts.Proof{Index: index, Hashes: hashes, Checkpoint: cp},
-		IssuedAt: s.cfg.Now(),
-	})
+		Proof:    &receipts.Proof{Index: index, Hashes: hashes, Checkpoint: rb.cp},
+		IssuedAt: rb.s.cfg.Now(),
+	}
+	rb.mu.Unlock()
+	return nil
+}
+
+func (rb *receiptBuilder) sign(i int) (string, error) {
+	rb.mu.Lock()
+	r := rb.prepared[i]
+	rb.mu.Unlock()
+	return rb.s.cfg.Receipts.Sign(r)
 }
 
 // checkpointSize reads the size of one of our own signed checkpoints.
