@@ -18,11 +18,12 @@ func TestDependencies(t *testing.T) {
 		"filippo.io/mldsa", // formats' ML-DSA cosignatures
 		"golang.org/x/crypto",
 		"github.com/vesperlog/vesperlog/receipts",
+		"github.com/vesperlog/vesperlog/receipts/vesper",
 		"github.com/vesperlog/vesperlog/witness/policy",
 		"github.com/vesperlog/vesperlog/log/vetting",
 		"github.com/vesperlog/vesperlog/log/problem",
 	}
-	for _, pkg := range []string{".", "../log/vetting", "../witness/policy"} {
+	for _, pkg := range []string{".", "./vesper", "../log/vetting", "../witness/policy"} {
 		out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", pkg).CombinedOutput()
 		if err != nil {
 			t.Fatalf("go list %s: %v\n%s", pkg, err, out)

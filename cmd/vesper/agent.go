@@ -67,6 +67,7 @@ func runAgents(_ context.Context, args []string, stdout io.Writer) error {
 	file := fs.String("agents", "", "the log's agents file")
 	name := fs.String("name", "", "the agent's name")
 	keyFile := fs.String("key", "", "the agent's public JWK")
+	issuer := fs.String("iss", "", "the iss the agent's vesper tokens carry (optional; checked by verifiers when set)")
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
@@ -92,7 +93,7 @@ func runAgents(_ context.Context, args []string, stdout io.Writer) error {
 	} else if !os.IsNotExist(err) {
 		return err
 	}
-	reg, err = reg.Add(*name, key)
+	reg, err = reg.Add(*name, key, *issuer)
 	if err != nil {
 		return err
 	}

@@ -26,7 +26,7 @@ type command struct {
 
 var commands = map[string]command{
 	"keygen":         {"keygen agent -out FILE [-alg ES256|EdDSA]", runKeygen},
-	"agents":         {"agents add -agents FILE -name NAME -key PUBLIC.jwk", runAgents},
+	"agents":         {"agents add -agents FILE -name NAME -key PUBLIC.jwk [-iss ISSUER]", runAgents},
 	"kyc-hash":       {"kyc-hash -in KYC.json [-out COMMITMENT.json | -salt B64URL]", runKYCHash},
 	"submit":         {"submit -server URL -key AGENT.jwk (-commitment FILE | -digest B64URL | -digests FILE) [-sub SUBJECT] [-out RECEIPT]", runSubmit},
 	"trust":          {"trust -server URL -out TRUST.json", runTrust},

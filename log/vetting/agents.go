@@ -13,15 +13,17 @@ import (
 // Agent is a registered vetting agent: a name for people and the public key
 // its statements verify with.
 type Agent struct {
-	Name       string          `json:"name"`
-	Key        jose.JSONWebKey `json:"jwk"`
-	Thumbprint [32]byte        `json:"-"`
+	Name string          `json:"name"`
+	Key  jose.JSONWebKey `json:"jwk"`
+	// Issuer, if set, is the iss the agent's vesper tokens must carry.
+	Issuer     string   `json:"iss,omitempty"`
+	Thumbprint [32]byte `json:"-"`
 }
 
 // Agents is the registry of agent keys a vetting log accepts statements
 // from, indexed by key thumbprint. Its file form is
 //
-//	{"agents": [{"name": "example-va", "jwk": {"kty": "EC", "crv": "P-256", ...}}]}
+//	{"agents": [{"name": "example-va", "jwk": {"kty": "EC", "crv": "P-256", ...}, "iss": "https://va.example"}]}
 //
 // Names are unique, keys are public P-256 or Ed25519 JWKs, and no key is listed twice.
 type Agents struct {
@@ -76,10 +78,11 @@ func (a *Agents) Lookup(thumbprint [32]byte) (*Agent, error) {
 // Len returns the number of registered agents.
 func (a *Agents) Len() int { return len(a.byKey) }
 
-// Add registers a new agent and returns the new registry; a is unchanged.
-func (a *Agents) Add(name string, key jose.JSONWebKey) (*Agents, error) {
+// Add registers a new agent, whose tokens carry iss issuer if it is not
+// empty, and returns the new registry; a is unchanged.
+func (a *Agents) Add(name string, key jose.JSONWebKey, issuer string) (*Agents, error) {
 	list := a.sorted()
-	list = append(list, &Agent{Name: name, Key: key.Public()})
+	list = append(list, &Agent{Name: name, Key: key.Public(), Issuer: issuer})
 	b, err := marshalAgents(list)
 	if err != nil {
 		return nil, err

@@ -73,8 +73,8 @@ func newHarnessWith(t testing.TB, wrap func(tessera.Antispam) tessera.Antispam) 
 	es, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	_, ed, _ := ed25519.GenerateKey(rand.Reader)
 	agents := &vetting.Agents{}
-	agents, _ = agents.Add("es-agent", jose.JSONWebKey{Key: es.Public()})
-	agents, _ = agents.Add("ed-agent", jose.JSONWebKey{Key: ed.Public()})
+	agents, _ = agents.Add("es-agent", jose.JSONWebKey{Key: es.Public()}, "")
+	agents, _ = agents.Add("ed-agent", jose.JSONWebKey{Key: ed.Public()}, "")
 
 	rk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	rs, err := receipts.NewSigner(rk)
