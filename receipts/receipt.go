@@ -234,6 +234,24 @@ func Verify(receipt string, trust Trust) (*Verified, error) {
 	return v, nil
 }
 
+// Entry returns the entry a receipt is about, without verifying anything:
+// for an issuer checking what it is about to embed, never for trust.
+func Entry(receipt string) ([]byte, error) {
+	jws, err := jose.ParseSignedCompact(strings.TrimSpace(receipt), []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	var p payload
+	if err := strictUnmarshal(jws.UnsafePayloadWithoutVerification(), &p); err != nil {
+		return nil, fmt.Errorf("%w: payload: %v", ErrMalformed, err)
+	}
+	entry, err := decodeCanonical(base64.RawURLEncoding, p.Entry)
+	if err != nil {
+		return nil, fmt.Errorf("%w: entry is not base64url: %v", ErrMalformed, err)
+	}
+	return entry, nil
+}
+
 func strictUnmarshal(b []byte, v any) error {
 	d := json.NewDecoder(strings.NewReader(string(b)))
 	d.DisallowUnknownFields()

@@ -20,10 +20,10 @@ import (
 var b64 = base64.RawURLEncoding
 
 func runKeygen(_ context.Context, args []string, stdout io.Writer) error {
-	if len(args) == 0 || args[0] != "agent" {
-		return usageErr("say what kind of key: keygen agent")
+	if len(args) == 0 || (args[0] != "agent" && args[0] != "holder") {
+		return usageErr("say what kind of key: keygen agent or keygen holder")
 	}
-	fs := newFlags("keygen agent")
+	fs := newFlags("keygen " + args[0])
 	out := fs.String("out", "", "private key file to write (the public key goes beside it, as NAME.pub.jwk)")
 	alg := fs.String("alg", "ES256", "ES256 or EdDSA")
 	if err := parse(fs, args[1:]); err != nil {
@@ -51,7 +51,11 @@ func runKeygen(_ context.Context, args []string, stdout io.Writer) error {
 	if err := keys.WriteFile(pubPath, append(pb, '\n'), 0o644); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "private key: %s (keep it secret)\npublic key:  %s (give it to the log operator)\nthumbprint:  %s\n", *out, pubPath, k.KeyID)
+	to := "the log operator"
+	if args[0] == "holder" {
+		to = "the vetting agent, for key binding"
+	}
+	fmt.Fprintf(stdout, "private key: %s (keep it secret)\npublic key:  %s (give it to %s)\nthumbprint:  %s\n", *out, pubPath, to, k.KeyID)
 	return nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"sort"
 	"strings"
+	"syscall"
 )
 
 // command is one subcommand: its usage line and what it runs.
@@ -25,11 +26,13 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"keygen":         {"keygen agent -out FILE [-alg ES256|EdDSA]", runKeygen},
+	"keygen":         {"keygen agent|holder -out FILE [-alg ES256|EdDSA]", runKeygen},
+	"agent":          {"agent enroll -entities DIR -id ID -commitment FILE [-claims C.json -frame F.json] | agent serve -key AGENT.jwk -iss ISS -entities DIR -trust TRUST.json [-addr A -server URL]", runAgent},
 	"agents":         {"agents add -agents FILE -name NAME -key PUBLIC.jwk [-iss ISSUER]", runAgents},
 	"kyc-hash":       {"kyc-hash -in KYC.json [-out COMMITMENT.json | -salt B64URL]", runKYCHash},
 	"submit":         {"submit -server URL -key AGENT.jwk (-commitment FILE | -digest B64URL | -digests FILE) [-sub SUBJECT] [-out RECEIPT]", runSubmit},
 	"trust":          {"trust -server URL -out TRUST.json", runTrust},
+	"token":          {"token issue -key AGENT.jwk -iss ISS -sub SUB -commitment FILE -receipt RECEIPT [-claims C.json -frame F.json -holder-key H.pub.jwk] | token present -token T [-disclose a,b | -list] [-holder-key H.jwk -aud A -nonce N] | token verify -trust TRUST.json -issuers AGENTS.json [-aud A -nonce N] [-json] TOKEN|-", runToken},
 	"verify-receipt": {"verify-receipt (-trust TRUST.json | -log-vkey VKEY -jwks JWKS.json [-policy POLICY]) [-agents AGENTS.json] [-json] RECEIPT|-", runVerifyReceipt},
 }
 
@@ -37,7 +40,7 @@ var commands = map[string]command{
 var errUsage = errors.New("usage")
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }

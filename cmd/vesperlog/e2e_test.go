@@ -119,9 +119,9 @@ func (r *running) stop(t *testing.T) {
 	}
 }
 
-// vesper runs the command line in dir and returns its output; it fails the
+// runVesper runs the command line in dir and returns its output; it fails the
 // test unless the exit code is want.
-func vesper(t *testing.T, bin, dir string, want int, args ...string) string {
+func runVesper(t *testing.T, bin, dir string, want int, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
@@ -149,21 +149,21 @@ func TestEndToEnd(t *testing.T) {
 	srv := startServer(t, server, dir)
 
 	// A vetting agent gets a key; the operator registers it.
-	vesper(t, cli, dir, 0, "keygen", "agent", "-out", "va.jwk")
-	vesper(t, cli, dir, 0, "keygen", "agent", "-alg", "EdDSA", "-out", "va2.jwk")
-	vesper(t, cli, dir, 0, "agents", "add", "-agents", "data/agents.json", "-name", "va", "-key", "va.pub.jwk")
-	vesper(t, cli, dir, 0, "agents", "add", "-agents", "data/agents.json", "-name", "va2", "-key", "va2.pub.jwk")
+	runVesper(t, cli, dir, 0, "keygen", "agent", "-out", "va.jwk")
+	runVesper(t, cli, dir, 0, "keygen", "agent", "-alg", "EdDSA", "-out", "va2.jwk")
+	runVesper(t, cli, dir, 0, "agents", "add", "-agents", "data/agents.json", "-name", "va", "-key", "va.pub.jwk")
+	runVesper(t, cli, dir, 0, "agents", "add", "-agents", "data/agents.json", "-name", "va2", "-key", "va2.pub.jwk")
 	if fi, err := os.Stat(filepath.Join(dir, "va.jwk")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("agent private key mode: %v %v", fi.Mode(), err)
 	}
 
 	// It commits to a KYC record and logs the commitment.
 	os.WriteFile(filepath.Join(dir, "kyc.json"), []byte(`{"legal_name":"Business 42 LLC"}`), 0o644)
-	digest := strings.TrimSpace(vesper(t, cli, dir, 0, "kyc-hash", "-in", "kyc.json", "-out", "commitment.json"))
-	if again := strings.TrimSpace(vesper(t, cli, dir, 0, "kyc-hash", "-in", "kyc.json", "-salt", saltOf(t, dir))); again != digest {
+	digest := strings.TrimSpace(runVesper(t, cli, dir, 0, "kyc-hash", "-in", "kyc.json", "-out", "commitment.json"))
+	if again := strings.TrimSpace(runVesper(t, cli, dir, 0, "kyc-hash", "-in", "kyc.json", "-salt", saltOf(t, dir))); again != digest {
 		t.Fatalf("recomputed commitment %s, want %s", again, digest)
 	}
-	out := vesper(t, cli, dir, 0, "submit", "-server", srv.url, "-key", "va.jwk", "-commitment", "commitment.json", "-sub", "Business_42", "-out", "receipt.jwt")
+	out := runVesper(t, cli, dir, 0, "submit", "-server", srv.url, "-key", "va.jwk", "-commitment", "commitment.json", "-sub", "Business_42", "-out", "receipt.jwt")
 	if !strings.Contains(out, "logged at index 0") {
 		t.Fatalf("submit: %s", out)
 	}
@@ -176,26 +176,26 @@ func TestEndToEnd(t *testing.T) {
 		lines = append(lines, base64.RawURLEncoding.EncodeToString(d)+fmt.Sprintf(" entity-%d", i))
 	}
 	os.WriteFile(filepath.Join(dir, "digests.txt"), []byte(strings.Join(lines, "\n")+"\n"), 0o644)
-	out = vesper(t, cli, dir, 0, "submit", "-server", srv.url, "-key", "va2.jwk", "-digests", "digests.txt", "-json")
+	out = runVesper(t, cli, dir, 0, "submit", "-server", srv.url, "-key", "va2.jwk", "-digests", "digests.txt", "-json")
 	if n := strings.Count(out, `"receipt":"`); n != 300 {
 		t.Fatalf("batch: %d receipts in\n%.500s", n, out)
 	}
 
 	// A verifier pins the configuration and checks the receipt offline.
-	vesper(t, cli, dir, 0, "trust", "-server", srv.url, "-out", "trust.json")
+	runVesper(t, cli, dir, 0, "trust", "-server", srv.url, "-out", "trust.json")
 	fetch(t, srv.url+"/vetting/v1/agents", filepath.Join(dir, "agents.json"))
 	fetch(t, srv.url+"/.well-known/jwks.json", filepath.Join(dir, "jwks.json"))
-	out = vesper(t, cli, dir, 0, "verify-receipt", "-trust", "trust.json", "-agents", "agents.json", "-digest", digest, "receipt.jwt")
+	out = runVesper(t, cli, dir, 0, "verify-receipt", "-trust", "trust.json", "-agents", "agents.json", "-digest", digest, "receipt.jwt")
 	for _, want := range []string{"receipt OK: entry 0 of e2e.test/vetting", "agent signature", "inclusion: entry 0", "sub           Business_42"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("verify-receipt output lacks %q:\n%s", want, out)
 		}
 	}
-	vesper(t, cli, dir, 0, "verify-receipt", "-log-vkey", srv.vkey, "-jwks", "jwks.json", "receipt.jwt")
-	vesper(t, cli, dir, 1, "verify-receipt", "-trust", "trust.json", "-digest", strings.Repeat("A", 43), "receipt.jwt")
+	runVesper(t, cli, dir, 0, "verify-receipt", "-log-vkey", srv.vkey, "-jwks", "jwks.json", "receipt.jwt")
+	runVesper(t, cli, dir, 1, "verify-receipt", "-trust", "trust.json", "-digest", strings.Repeat("A", 43), "receipt.jwt")
 	rc, _ := os.ReadFile(filepath.Join(dir, "receipt.jwt"))
 	os.WriteFile(filepath.Join(dir, "tampered.jwt"), bytes.Replace(rc, []byte("."), []byte(".A"), 1), 0o644)
-	if out := vesper(t, cli, dir, 1, "verify-receipt", "-trust", "trust.json", "tampered.jwt"); !strings.Contains(out, "receipt does not verify") {
+	if out := runVesper(t, cli, dir, 1, "verify-receipt", "-trust", "trust.json", "tampered.jwt"); !strings.Contains(out, "receipt does not verify") {
 		t.Errorf("tampered receipt: %s", out)
 	}
 
@@ -212,12 +212,12 @@ func TestEndToEnd(t *testing.T) {
 	if jwksAfter, _ := os.ReadFile(filepath.Join(dir, "jwks2.json")); !bytes.Equal(jwksBefore, jwksAfter) {
 		t.Fatalf("receipt keys changed across restart")
 	}
-	out = vesper(t, cli, dir, 0, "submit", "-server", srv2.url, "-key", "va.jwk", "-commitment", "commitment.json", "-sub", "Business_42", "-out", "receipt2.jwt")
+	out = runVesper(t, cli, dir, 0, "submit", "-server", srv2.url, "-key", "va.jwk", "-commitment", "commitment.json", "-sub", "Business_42", "-out", "receipt2.jwt")
 	if !strings.Contains(out, "already logged at index 0") {
 		t.Fatalf("resubmission after restart: %s", out)
 	}
-	vesper(t, cli, dir, 0, "verify-receipt", "-trust", "trust.json", "-digest", digest, "receipt2.jwt")
-	vesper(t, cli, dir, 0, "verify-receipt", "-trust", "trust.json", "receipt.jwt")
+	runVesper(t, cli, dir, 0, "verify-receipt", "-trust", "trust.json", "-digest", digest, "receipt2.jwt")
+	runVesper(t, cli, dir, 0, "verify-receipt", "-trust", "trust.json", "receipt.jwt")
 	independentCheck(t, srv2.url+"/vetting/", srv2.vkey, filepath.Join(dir, "agents.json"), 301)
 }
 

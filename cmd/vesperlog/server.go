@@ -21,6 +21,7 @@ import (
 	"github.com/vesperlog/vesperlog/log/vetting"
 	"github.com/vesperlog/vesperlog/log/vetting/server"
 	"github.com/vesperlog/vesperlog/receipts"
+	"github.com/vesperlog/vesperlog/receipts/vesper"
 	"github.com/vesperlog/vesperlog/storage"
 	"github.com/vesperlog/vesperlog/storage/keys"
 	"github.com/vesperlog/vesperlog/witness/policy"
@@ -33,6 +34,7 @@ type app struct {
 	cfg      *config
 	vetting  *vlog.Log
 	vkey     string // the vetting log's verifier key
+	policy   *policy.Policy
 	service  *server.Service
 	receipts *receipts.Signer
 	agents   *agentsFile
@@ -85,8 +87,13 @@ func newApp(ctx context.Context, cfg *config) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
+	pol, err := policy.ForLog(ck.VKey)
+	if err != nil {
+		return nil, fmt.Errorf("vetting log policy: %w", err)
+	}
 	return &app{
 		cfg:      cfg,
+		policy:   pol,
 		vetting:  l,
 		vkey:     ck.VKey,
 		receipts: rs,
@@ -110,10 +117,38 @@ func (s *app) handler() http.Handler {
 	mux.HandleFunc("GET /.well-known/transparency-configuration", func(w http.ResponseWriter, r *http.Request) {
 		problem.WriteJSON(w, s.transparencyConfiguration())
 	})
+	mux.HandleFunc("POST /api/verify-vetted-info", s.handleVerifyVettedInfo)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, fmt.Errorf("%w: no %s %s here", problem.ErrNotFound, r.Method, r.URL.Path))
 	})
 	return mux
+}
+
+// handleVerifyVettedInfo is draft-wendt-stir-vesper §7.2: it verifies a
+// receipt, a vesper token, or both, against this log's own trust and its
+// registered agents.
+func (s *app) handleVerifyVettedInfo(w http.ResponseWriter, r *http.Request) {
+	body, err := problem.ReadBody(w, r, "application/json", vesper.MaxVettedInfoRequest)
+	if err != nil {
+		problem.Write(w, r, err)
+		return
+	}
+	res, err := vesper.VerifyVettedInfo(body, s.verification())
+	switch {
+	case errors.Is(err, vesper.ErrRequest):
+		problem.Write(w, r, fmt.Errorf("%w: %w", problem.ErrBadRequest, err))
+	case err != nil:
+		problem.Write(w, r, fmt.Errorf("%w: %w", problem.ErrUnverifiable, err))
+	default:
+		problem.WriteJSON(w, res)
+	}
+}
+
+// verification is what this server trusts when it verifies on a
+// client's behalf: its own logs and receipt keys, and its agents.
+func (s *app) verification() vesper.Verification {
+	keys := s.jwks()
+	return vesper.Verification{Trust: receipts.Trust{Keys: &keys, Policy: s.policy}, Issuers: s.agents.get()}
 }
 
 func (s *app) jwks() jose.JSONWebKeySet {
@@ -122,11 +157,6 @@ func (s *app) jwks() jose.JSONWebKeySet {
 
 func (s *app) transparencyConfiguration() receipts.Configuration {
 	base := s.cfg.PublicURL + vettingPrefix
-	p, err := policy.ForLog(s.vkey)
-	pol := ""
-	if err == nil {
-		pol = p.String()
-	}
 	return receipts.Configuration{
 		Logs: []receipts.LogConfiguration{{
 			Name:   "vetting",
@@ -142,7 +172,7 @@ func (s *app) transparencyConfiguration() receipts.Configuration {
 			},
 		}},
 		ReceiptKeys:   s.jwks(),
-		WitnessPolicy: pol,
+		WitnessPolicy: s.policy.String(),
 	}
 }
 

@@ -7,7 +7,10 @@ package problem
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 )
 
@@ -21,6 +24,10 @@ var (
 	ErrConflict     = errors.New("conflict")
 	ErrTooLarge     = errors.New("request too large")
 	ErrMediaType    = errors.New("unsupported media type")
+	// ErrUnverifiable is well-formed evidence that does not verify.
+	ErrUnverifiable = errors.New("does not verify")
+	// ErrUpstream is a service this one depends on failing to answer.
+	ErrUpstream = errors.New("upstream service failed")
 	// ErrOverloaded means the log pushed back: answer 503 with Retry-After.
 	ErrOverloaded = errors.New("log is overloaded")
 )
@@ -32,12 +39,14 @@ var problems = []struct {
 	title  string
 }{
 	{ErrBadRequest, http.StatusBadRequest, "The request is malformed"},
-	{ErrUnauthorized, http.StatusUnauthorized, "The signature does not verify"},
+	{ErrUnauthorized, http.StatusUnauthorized, "The request's credentials do not verify"},
 	{ErrForbidden, http.StatusForbidden, "The key is not authorized to submit"},
 	{ErrNotFound, http.StatusNotFound, "Not found"},
 	{ErrConflict, http.StatusConflict, "The request conflicts with what is logged"},
 	{ErrTooLarge, http.StatusRequestEntityTooLarge, "The request is too large"},
 	{ErrMediaType, http.StatusUnsupportedMediaType, "The content type is not accepted"},
+	{ErrUnverifiable, http.StatusUnprocessableEntity, "The evidence does not verify"},
+	{ErrUpstream, http.StatusBadGateway, "A service this one depends on failed; retry later"},
 	{ErrOverloaded, http.StatusServiceUnavailable, "The log is overloaded; retry later"},
 }
 
@@ -77,8 +86,9 @@ func WriteDetails(w http.ResponseWriter, p Details) {
 	if p.Status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", RetryAfter)
 	}
-	if p.Status == http.StatusUnauthorized {
-		// RFC 9110 asks for a challenge; the "JWS" scheme names what is wanted.
+	if p.Status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
+		// RFC 9110 asks for a challenge; the "JWS" scheme names what the
+		// log wants. Handlers that want another set it first.
 		w.Header().Set("WWW-Authenticate", `JWS realm="vesperlog"`)
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
@@ -92,4 +102,22 @@ func WriteJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// ReadBody checks the content type and reads at most limit bytes: the
+// request twin of Write.
+func ReadBody(w http.ResponseWriter, r *http.Request, contentType string, limit int64) ([]byte, error) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != contentType {
+		return nil, fmt.Errorf("%w: Content-Type must be %s", ErrMediaType, contentType)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return nil, fmt.Errorf("%w: body is over %d bytes", ErrTooLarge, limit)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading body: %v", ErrBadRequest, err)
+	}
+	return body, nil
 }

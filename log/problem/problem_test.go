@@ -22,6 +22,8 @@ func TestTable(t *testing.T) {
 		{ErrConflict, 409, ""},
 		{ErrTooLarge, 413, ""},
 		{ErrMediaType, 415, ""},
+		{ErrUnverifiable, 422, ""},
+		{ErrUpstream, 502, ""},
 		{ErrOverloaded, 503, "Retry-After"},
 		{errors.New("disk on fire"), 500, ""},
 	} {

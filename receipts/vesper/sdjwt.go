@@ -110,6 +110,21 @@ func (f *Frame) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// MarshalJSON encodes the JSON form of a frame.
+func (f *Frame) MarshalJSON() ([]byte, error) {
+	m := make(map[string]any, len(f.Nested)+2)
+	for k, n := range f.Nested {
+		m[k] = n
+	}
+	if len(f.SD) > 0 {
+		m["_sd"] = f.SD
+	}
+	if f.Decoys > 0 {
+		m["_decoys"] = f.Decoys
+	}
+	return json.Marshal(m)
+}
+
 // conceal applies frame f to value v: it returns the value with its
 // disclosable parts replaced by digests, and the disclosures made.
 func conceal(v any, f *Frame) (any, []string, error) {

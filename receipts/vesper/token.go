@@ -58,6 +58,9 @@ func Issue(is Issuance) (string, error) {
 			return "", fmt.Errorf("%w: persona claim %q is reserved", ErrClaims, r)
 		}
 	}
+	if err := checkReceiptEntry(is); err != nil {
+		return "", err
+	}
 	persona := is.Claims
 	if persona == nil {
 		persona = map[string]any{}
@@ -106,6 +109,34 @@ func Issue(is Issuance) (string, error) {
 		return "", err
 	}
 	return (&sdJWT{jwt: jwt, disclosures: disclosures}).presentation(), nil
+}
+
+// checkReceiptEntry refuses to issue a token that its verifier would
+// refuse: the receipt's entry must be this digest, logged by this key, for
+// this subject if it names one. (The receipt itself is the verifier's to
+// verify; the agent checked it when the log answered.)
+func checkReceiptEntry(is Issuance) error {
+	entry, err := receipts.Entry(is.Receipt)
+	if err != nil {
+		return fmt.Errorf("%w: receipt: %v", ErrClaims, err)
+	}
+	leaf, err := vetting.ParseLeaf(entry)
+	if err != nil {
+		return fmt.Errorf("%w: the receipt is not for a vetting log entry: %v", ErrNotLogged, err)
+	}
+	kid, err := vetting.Thumbprint(&jose.JSONWebKey{Key: is.Key.Key.(crypto.Signer).Public()})
+	if err != nil {
+		return err
+	}
+	switch {
+	case leaf.Digest != is.KYCDataHash:
+		return fmt.Errorf("%w: the receipt is for digest %s", ErrNotLogged, b64.EncodeToString(leaf.Digest[:]))
+	case leaf.AgentKey != kid:
+		return fmt.Errorf("%w: the receipt's entry was logged by another agent key", ErrNotLogged)
+	case leaf.Subject != "" && leaf.Subject != is.Subject:
+		return fmt.Errorf("%w: the receipt's entry is about subject %q, not %q", ErrNotLogged, leaf.Subject, is.Subject)
+	}
+	return nil
 }
 
 // Present returns the presentation a holder sends a verifier: the token

@@ -329,12 +329,12 @@ func TestVerifyRejects(t *testing.T) {
 	wOther := newWorld(t, otherAgent.Key.(crypto.Signer))
 	wOther.agents = w.agents // the verifier knows only the world's agent
 
+	// tokFor signs what Issue refuses to make: a token whose receipt is
+	// for another entry.
 	tokFor := func(rc string, digest [32]byte, sub string) string {
-		tok, err := Issue(Issuance{Key: w.agentKey, Issuer: "https://va.example", Subject: sub, IssuedAt: now, Lifetime: time.Hour, KYCDataHash: digest, Receipt: rc})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok
+		return forged(with(func(p map[string]any) {
+			p["transparency_receipt"], p["kyc_data_hash"], p["sub"] = rc, b64.EncodeToString(digest[:]), sub
+		}))
 	}
 	witnessPolicy := func() receipts.Trust {
 		_, wv, _ := note.GenerateKey(rand.Reader, "witness.example")
@@ -383,7 +383,11 @@ func TestVerifyRejects(t *testing.T) {
 			return b64.EncodeToString([]byte(`{"alg":"none","typ":"vesper+sd-jwt"}`)) + "." + jp[1] + ".~"
 		}(), nil, ErrMalformed},
 		{"issuer not registered", func() string {
-			tok, _ := Issue(Issuance{Key: otherAgent, Issuer: "https://va.example", Subject: "Business_42", IssuedAt: now, Lifetime: time.Hour, KYCDataHash: d, Receipt: receipt})
+			tok, err := Issue(Issuance{Key: otherAgent, Issuer: "https://va.example", Subject: "Business_42", IssuedAt: now, Lifetime: time.Hour,
+				KYCDataHash: d, Receipt: w.logged(t, otherAgent.Key.(crypto.Signer), d, "Business_42")})
+			if err != nil {
+				t.Fatal(err)
+			}
 			return tok
 		}(), nil, ErrIssuer},
 		{"signature by another key under the agent's kid", func() string {
@@ -436,7 +440,15 @@ func TestIssueRefuses(t *testing.T) {
 			i.Claims = map[string]any{"a": []any{1}}
 			i.Frame = parseFrame(t, `{"a": {"_sd": [3]}}`)
 		},
-		"no receipt":  func(i *Issuance) { i.Receipt = "" },
+		"no receipt": func(i *Issuance) { i.Receipt = "" },
+		"receipt for another digest": func(i *Issuance) {
+			i.Receipt = w.logged(t, w.agentKey.Key.(crypto.Signer), [32]byte{9}, "s")
+			i.KYCDataHash = [32]byte{8}
+		},
+		"receipt about another subject": func(i *Issuance) {
+			i.Receipt = w.logged(t, w.agentKey.Key.(crypto.Signer), [32]byte{9}, "other")
+			i.KYCDataHash = [32]byte{9}
+		},
 		"no lifetime": func(i *Issuance) { i.Lifetime = 0 },
 	} {
 		i := is
@@ -477,5 +489,26 @@ func TestRecursiveDisclosure(t *testing.T) {
 	}
 	if _, err := Verify(onlyElement, w.verification()); !errors.Is(err, ErrDisclosure) {
 		t.Fatalf("orphan element disclosure: %v", err)
+	}
+}
+
+func TestFrameRoundTrip(t *testing.T) {
+	f := parseFrame(t, draftFrame)
+	b, err := json.Marshal(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var again Frame
+	if err := json.Unmarshal(b, &again); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(*f, again) {
+		t.Fatalf("round trip: %s gives %+v, want %+v", b, again, *f)
+	}
+	for _, bad := range []string{`{"_sd": [-1]}`, `{"_sd": [1.5]}`, `{"_sd": [true]}`, `{"_decoys": 1000}`, `{"a": 1}`, `[]`} {
+		var f Frame
+		if err := json.Unmarshal([]byte(bad), &f); err == nil {
+			t.Errorf("frame %s accepted", bad)
+		}
 	}
 }

@@ -3,10 +3,7 @@ package server
 import (
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -31,7 +28,7 @@ func (s *Service) Handle(mux *http.ServeMux, prefix string) {
 }
 
 func (s *Service) handleAdd(w http.ResponseWriter, r *http.Request) {
-	body, err := readBody(w, r, "application/jose", maxAddBody)
+	body, err := problem.ReadBody(w, r, "application/jose", maxAddBody)
 	if err != nil {
 		problem.Write(w, r, err)
 		return
@@ -45,7 +42,7 @@ func (s *Service) handleAdd(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) handleAddBatch(w http.ResponseWriter, r *http.Request) {
-	body, err := readBody(w, r, "application/json", maxBatchBody)
+	body, err := problem.ReadBody(w, r, "application/json", maxBatchBody)
 	if err != nil {
 		problem.Write(w, r, err)
 		return
@@ -108,21 +105,4 @@ func (s *Service) handleLookup(w http.ResponseWriter, r *http.Request) {
 
 func (s *Service) handleAgents(w http.ResponseWriter, r *http.Request) {
 	problem.WriteJSON(w, s.cfg.Agents())
-}
-
-// readBody checks the content type and reads at most limit bytes.
-func readBody(w http.ResponseWriter, r *http.Request, contentType string, limit int64) ([]byte, error) {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != contentType {
-		return nil, fmt.Errorf("%w: Content-Type must be %s", problem.ErrMediaType, contentType)
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		return nil, fmt.Errorf("%w: body is over %d bytes", problem.ErrTooLarge, limit)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: reading body: %v", problem.ErrBadRequest, err)
-	}
-	return body, nil
 }
