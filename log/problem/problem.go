@@ -40,7 +40,7 @@ var problems = []struct {
 }{
 	{ErrBadRequest, http.StatusBadRequest, "The request is malformed"},
 	{ErrUnauthorized, http.StatusUnauthorized, "The request's credentials do not verify"},
-	{ErrForbidden, http.StatusForbidden, "The key is not authorized to submit"},
+	{ErrForbidden, http.StatusForbidden, "The signer is not authorized"},
 	{ErrNotFound, http.StatusNotFound, "Not found"},
 	{ErrConflict, http.StatusConflict, "The request conflicts with what is logged"},
 	{ErrTooLarge, http.StatusRequestEntityTooLarge, "The request is too large"},
