@@ -26,6 +26,9 @@ type config struct {
 	Agents             string        `yaml:"agents"`
 	CheckpointInterval time.Duration `yaml:"checkpoint-interval"`
 	IssuedAtWindow     time.Duration `yaml:"iat-window"`
+	WitnessPolicy      string        `yaml:"witness-policy"`
+	WitnessFailOpen    bool          `yaml:"witness-fail-open"`
+	PublishTimeout     time.Duration `yaml:"publish-timeout"`
 }
 
 func parseConfig(args []string) (*config, error) {
@@ -43,6 +46,9 @@ func parseConfig(args []string) (*config, error) {
 	fs.StringVar(&c.Agents, "agents", "", "registered vetting agents, a JSON file (default <data>/agents.json)")
 	fs.DurationVar(&c.CheckpointInterval, "checkpoint-interval", time.Second, "how often checkpoints are published")
 	fs.DurationVar(&c.IssuedAtWindow, "iat-window", 10*time.Minute, "how far a statement's iat may be from the log's clock")
+	fs.StringVar(&c.WitnessPolicy, "witness-policy", "", "C2SP tlog-policy of the witnesses that must cosign each checkpoint (with URLs)")
+	fs.BoolVar(&c.WitnessFailOpen, "witness-fail-open", false, "publish checkpoints without the quorum when witnesses fail (not recommended)")
+	fs.DurationVar(&c.PublishTimeout, "publish-timeout", 30*time.Second, "how long a submission waits for a checkpoint covering it")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -96,6 +102,11 @@ func (c *config) applyFile(path string, fs *flag.FlagSet) error {
 	set("agents", &c.Agents, fromFile.Agents)
 	set("checkpoint-interval", &c.CheckpointInterval, fromFile.CheckpointInterval)
 	set("iat-window", &c.IssuedAtWindow, fromFile.IssuedAtWindow)
+	set("witness-policy", &c.WitnessPolicy, fromFile.WitnessPolicy)
+	set("publish-timeout", &c.PublishTimeout, fromFile.PublishTimeout)
+	if !given["witness-fail-open"] && fromFile.WitnessFailOpen {
+		c.WitnessFailOpen = true
+	}
 	return nil
 }
 

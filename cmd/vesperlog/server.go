@@ -11,10 +11,12 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/transparency-dev/tessera"
 
 	vlog "github.com/vesperlog/vesperlog/log"
 	"github.com/vesperlog/vesperlog/log/problem"
@@ -74,6 +76,11 @@ func newApp(ctx context.Context, cfg *config) (*app, error) {
 		return nil, err
 	}
 
+	pol, witnesses, err := witnessPolicy(cfg.WitnessPolicy, ck.VKey)
+	if err != nil {
+		return nil, err
+	}
+
 	st, err := storage.Open(ctx, storage.Config{Backend: cfg.Storage, Dir: cfg.Data}, "vetting")
 	if err != nil {
 		return nil, err
@@ -83,13 +90,11 @@ func newApp(ctx context.Context, cfg *config) (*app, error) {
 		Identity:           server.Identity,
 		Antispam:           st.Antispam,
 		CheckpointInterval: cfg.CheckpointInterval,
+		Witnesses:          witnesses,
+		WitnessFailOpen:    cfg.WitnessFailOpen,
 	})
 	if err != nil {
 		return nil, err
-	}
-	pol, err := policy.ForLog(ck.VKey)
-	if err != nil {
-		return nil, fmt.Errorf("vetting log policy: %w", err)
 	}
 	return &app{
 		cfg:      cfg,
@@ -103,8 +108,47 @@ func newApp(ctx context.Context, cfg *config) (*app, error) {
 			Agents:         agents.get,
 			Receipts:       rs,
 			IssuedAtWindow: cfg.IssuedAtWindow,
+			PublishTimeout: cfg.PublishTimeout,
 		}),
 	}, nil
+}
+
+// witnessPolicy returns the policy the vetting log publishes and its
+// checkpoints meet: the operator's C2SP tlog-policy with the log added if
+// it is not listed, or the log alone with quorum none. It also returns the
+// witnesses for Tessera, which reads the same syntax (and needs each
+// witness's URL, its tlog-witness submission prefix).
+func witnessPolicy(path, vkey string) (*policy.Policy, *tessera.WitnessGroup, error) {
+	if path == "" {
+		p, err := policy.ForLog(vkey)
+		return p, nil, err
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("witness policy: %w", err)
+	}
+	p, err := policy.Parse(b)
+	if err != nil {
+		return nil, nil, fmt.Errorf("witness policy %s: %w", path, err)
+	}
+	name, _, _ := strings.Cut(vkey, "+")
+	if l, ok := p.Log(name); !ok {
+		if p, err = policy.Parse(append([]byte("log "+vkey+"\n"), b...)); err != nil {
+			return nil, nil, fmt.Errorf("witness policy %s with the vetting log added: %w", path, err)
+		}
+	} else if l.VKey != vkey {
+		return nil, nil, fmt.Errorf("witness policy %s lists log %s with another key", path, name)
+	}
+	for _, w := range p.Witnesses() {
+		if w.URL == "" {
+			return nil, nil, fmt.Errorf("witness policy %s: witness %s has no URL to ask it at", path, w.Name)
+		}
+	}
+	g, err := tessera.NewWitnessGroupFromPolicy([]byte(p.String()))
+	if err != nil {
+		return nil, nil, fmt.Errorf("witness policy %s: %w", path, err)
+	}
+	return p, &g, nil
 }
 
 func (s *app) handler() http.Handler {
@@ -184,6 +228,9 @@ func (s *app) announce(w io.Writer, addr string) {
 	fmt.Fprintf(w, "receipt keys:       %s/.well-known/jwks.json\n", s.cfg.PublicURL)
 	fmt.Fprintf(w, "trust document:     %s/.well-known/transparency-configuration\n", s.cfg.PublicURL)
 	fmt.Fprintf(w, "agents file:        %s (%d registered)\n", s.cfg.Agents, s.agents.get().Len())
+	if n := len(s.policy.Witnesses()); n > 0 {
+		fmt.Fprintf(w, "witnesses:          %d, quorum %s\n", n, s.policy.Quorum())
+	}
 }
 
 func (s *app) close(ctx context.Context) error {

@@ -21,6 +21,7 @@ import (
 // Defaults of Config.
 const (
 	DefaultIssuedAtWindow = 10 * time.Minute
+	DefaultPublishTimeout = 30 * time.Second
 	MaxBatch              = 1000
 )
 
@@ -36,6 +37,9 @@ type Config struct {
 	IssuedAtWindow time.Duration
 	// Now is the log's clock; nil means time.Now.
 	Now func() time.Time
+	// PublishTimeout bounds the wait for a checkpoint covering a new entry
+	// (witnesses may be slow or down); 0 means DefaultPublishTimeout.
+	PublishTimeout time.Duration
 }
 
 // Service is the vetting log's write side. It is safe for concurrent use.
@@ -50,6 +54,9 @@ func New(cfg Config) *Service {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.PublishTimeout == 0 {
+		cfg.PublishTimeout = DefaultPublishTimeout
 	}
 	return &Service{cfg: cfg}
 }
@@ -96,12 +103,20 @@ func (s *Service) Submit(ctx context.Context, statements []string) ([]Result, er
 	}
 
 	results := make([]Result, len(statements))
+	actx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
+	defer cancel()
 	var wg sync.WaitGroup
 	for i := range leaves {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			idx, dup, _, err := s.cfg.Log.Add(ctx, leaves[i])
+			idx, dup, _, err := s.cfg.Log.Add(actx, leaves[i])
+			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+				// Sequenced, perhaps, but not published: the witnesses may
+				// not have met the quorum. A retry returns the entry.
+				err = fmt.Errorf("%w: no checkpoint covering the entry was published within %s (are the witnesses reachable?); submit again later to get its receipt",
+					problem.ErrOverloaded, s.cfg.PublishTimeout)
+			}
 			results[i] = Result{Index: idx, Duplicate: dup, Err: err}
 		}()
 	}

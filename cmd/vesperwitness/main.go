@@ -1,0 +1,190 @@
+// Command vesperwitness runs a C2SP tlog-witness (package witness).
+//
+//	vesperwitness keygen -name witness.example/w1 -out witness.key
+//	vesperwitness add-log -config logs.policy VKEY [URL]
+//	vesperwitness list-logs -config logs.policy
+//	vesperwitness serve -key witness.key -config logs.policy -state DIR [-addr 127.0.0.1:8090]
+//
+// The logs it witnesses are a C2SP tlog-policy file of log lines (and
+// "quorum none"), so the same file format serves witnesses and verifiers.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	fnote "github.com/transparency-dev/formats/note"
+
+	"github.com/vesperlog/vesperlog/storage/keys"
+	"github.com/vesperlog/vesperlog/witness"
+	"github.com/vesperlog/vesperlog/witness/policy"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "vesperwitness:", strings.Join(strings.Fields(err.Error()), " "))
+		if errors.Is(err, errUsage) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+var errUsage = errors.New("usage: vesperwitness keygen|add-log|list-logs|serve (see the package doc)")
+
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return errUsage
+	}
+	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	name := fs.String("name", "", "keygen: the witness's name, e.g. witness.example/w1")
+	out := fs.String("out", "", "keygen: where to write the private key")
+	config := fs.String("config", "", "the logs witnessed, a C2SP tlog-policy file")
+	keyFile := fs.String("key", "", "serve: the witness's private key")
+	state := fs.String("state", "vesperwitness-state", "serve: the state directory")
+	addr := fs.String("addr", "127.0.0.1:8090", "serve: address to listen on")
+	if err := fs.Parse(args[1:]); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	switch args[0] {
+	case "keygen":
+		if *name == "" || *out == "" {
+			return fmt.Errorf("%w: keygen needs -name and -out", errUsage)
+		}
+		if _, err := os.Stat(*out); err == nil {
+			return fmt.Errorf("%s exists; refusing to overwrite a key", *out)
+		}
+		k, _, err := keys.LoadOrCreateNoteKey(*out, *name)
+		if err != nil {
+			return err
+		}
+		cv, err := fnote.VKeyToCosignatureV1(k.VKey)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "private key: %s (keep it secret)\ncosignature/v1 vkey: %s\n", *out, cv)
+		return nil
+	case "add-log":
+		if *config == "" || fs.NArg() < 1 || fs.NArg() > 2 {
+			return fmt.Errorf("%w: add-log -config FILE VKEY [URL]", errUsage)
+		}
+		p, err := readLogs(*config, true)
+		if err != nil {
+			return err
+		}
+		line := "log " + strings.Join(fs.Args(), " ")
+		np, err := policy.Parse([]byte(logLines(p) + line + "\nquorum none\n"))
+		if err != nil {
+			return err
+		}
+		if err := keys.WriteFile(*config, []byte(np.String()), 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "witnessing %d logs\n", len(np.Logs()))
+		return nil
+	case "list-logs":
+		p, err := readLogs(*config, false)
+		if err != nil {
+			return err
+		}
+		for _, l := range p.Logs() {
+			fmt.Fprintf(stdout, "%s\t%s\n", l.Origin, l.VKey)
+		}
+		return nil
+	case "serve":
+		return serve(ctx, *keyFile, *config, *state, *addr, stdout)
+	}
+	return errUsage
+}
+
+// readLogs reads a witness's logs file; a missing one is empty if allowed.
+func readLogs(path string, missingOK bool) (*policy.Policy, error) {
+	if path == "" {
+		return nil, fmt.Errorf("%w: -config is required", errUsage)
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) && missingOK {
+		return policy.Parse([]byte("quorum none\n"))
+	}
+	if err != nil {
+		return nil, err
+	}
+	p, err := policy.Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(p.Witnesses()) > 0 || p.Quorum() != "none" {
+		return nil, fmt.Errorf("%s: a witness's logs file lists logs only, with quorum none", path)
+	}
+	return p, nil
+}
+
+func logLines(p *policy.Policy) string {
+	var b strings.Builder
+	for _, l := range p.Logs() {
+		b.WriteString("log " + l.VKey)
+		if l.URL != "" {
+			b.WriteString(" " + l.URL)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+func serve(ctx context.Context, keyFile, config, state, addr string, stdout io.Writer) error {
+	if keyFile == "" {
+		return fmt.Errorf("%w: serve needs -key", errUsage)
+	}
+	k, _, err := keys.LoadOrCreateNoteKey(keyFile, "")
+	if err != nil {
+		return err
+	}
+	skey, err := os.ReadFile(keyFile)
+	if err != nil {
+		return err
+	}
+	signer, err := fnote.NewSignerForCosignatureV1(strings.TrimSpace(string(skey)))
+	if err != nil {
+		return err
+	}
+	logs, err := readLogs(config, false)
+	if err != nil {
+		return err
+	}
+	w, err := witness.New(signer, logs, state)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	cv, _ := fnote.VKeyToCosignatureV1(k.VKey)
+	fmt.Fprintf(stdout, "vesperwitness listening on http://%s\ncosignature/v1 vkey: %s\nwitnessing %d logs\n", ln.Addr(), cv, len(logs.Logs()))
+	hs := &http.Server{Handler: w.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, MaxHeaderBytes: 16 << 10}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	slog.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return hs.Shutdown(sctx)
+}
