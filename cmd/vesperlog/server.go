@@ -34,6 +34,7 @@ const vettingPrefix = "/vetting"
 
 type app struct {
 	cfg      *config
+	metrics  http.Handler
 	vetting  *vlog.Log
 	vkey     string // the vetting log's verifier key
 	policy   *policy.Policy
@@ -43,6 +44,11 @@ type app struct {
 }
 
 func newApp(ctx context.Context, cfg *config) (*app, error) {
+	// First, so that the log's instruments report to it.
+	metrics, err := metricsHandler()
+	if err != nil {
+		return nil, err
+	}
 	pub, err := url.Parse(cfg.PublicURL)
 	if err != nil || pub.Host == "" {
 		return nil, fmt.Errorf("-public-url %q is not an absolute URL", cfg.PublicURL)
@@ -98,6 +104,7 @@ func newApp(ctx context.Context, cfg *config) (*app, error) {
 	}
 	return &app{
 		cfg:      cfg,
+		metrics:  metrics,
 		policy:   pol,
 		vetting:  l,
 		vkey:     ck.VKey,
@@ -162,6 +169,7 @@ func (s *app) handler() http.Handler {
 		problem.WriteJSON(w, s.transparencyConfiguration())
 	})
 	mux.HandleFunc("POST /api/verify-vetted-info", s.handleVerifyVettedInfo)
+	mux.Handle("GET /metrics", s.metrics)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, fmt.Errorf("%w: no %s %s here", problem.ErrNotFound, r.Method, r.URL.Path))
 	})

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -56,6 +57,16 @@ func startWitness(t *testing.T, bin, dir, name, addr string) (string, *exec.Cmd)
 		}
 	}()
 	return m[1], cmd
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 func stopProcess(t *testing.T, cmd *exec.Cmd) {
@@ -139,6 +150,17 @@ func TestWitnessedLog(t *testing.T) {
 	if !strings.Contains(out, "503") || !strings.Contains(out, "witnesses") || time.Since(start) > 20*time.Second {
 		t.Fatalf("submission without quorum, after %s: %s", time.Since(start), out)
 	}
+	// And says why, in its metrics: failed witness requests.
+	resp, err = http.Get(srv.url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !regexp.MustCompile(`(?m)^tessera_appender_witness_requests_total\{error_type="failed"[^}]*\} [1-9]`).Match(metrics) {
+		t.Fatalf("no failed witness requests in /metrics:\n%s", grepLines(string(metrics), "witness"))
+	}
+
 	// w2 comes back with its state: the pending entry gets published.
 	startWitness(t, wbin, dir, "w2", w2addr)
 	deadline := time.Now().Add(30 * time.Second)
