@@ -180,3 +180,46 @@ func TestWitnessedLog(t *testing.T) {
 	}
 	run(0, "verify-receipt", "-trust", "trust.json", "-digest", d2, "r2.jwt")
 }
+
+// TestFeeder: vesperwitness feed pushes a log that does not ask witnesses
+// (a vesperlog without a witness policy) to a vesperwitness, which cosigns
+// it, first from nothing and then with a consistency proof.
+func TestFeeder(t *testing.T) {
+	server, cli := binaries(t)
+	wbin := witnessBinary(t)
+	dir := t.TempDir()
+	run := func(want int, args ...string) string { return runVesper(t, cli, dir, want, args...) }
+	srv := startServer(t, server, dir)
+	run(0, "keygen", "agent", "-out", "va.jwk")
+	run(0, "agents", "add", "-agents", "data/agents.json", "-name", "va", "-key", "va.pub.jwk")
+	for _, d := range []string{"A", "B", "C"} {
+		run(0, "submit", "-server", srv.url, "-key", "va.jwk", "-digest", strings.Repeat(d, 42)+"E")
+	}
+	out, err := exec.Command(wbin, "keygen", "-name", "witness.test/feed", "-out", filepath.Join(dir, "w.key")).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wvkey := regexp.MustCompile(`vkey: (\S+)`).FindStringSubmatch(string(out))[1]
+	if out, err := exec.Command(wbin, "add-log", "-config", filepath.Join(dir, "logs.policy"), srv.vkey).CombinedOutput(); err != nil {
+		t.Fatalf("add-log: %v %s", err, out)
+	}
+	wurl, _ := startWitness(t, wbin, dir, "w", "127.0.0.1:0")
+	feed := func() string {
+		cmd := exec.Command(wbin, "feed", "-once", "-log-url", srv.url+"/vetting", "-log-vkey", srv.vkey, "-witness-url", wurl, "-witness-vkey", wvkey)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("feed: %v\n%s", err, out)
+		}
+		return string(out)
+	}
+	if got := feed(); !strings.Contains(got, "e2e.test/vetting\n3\n") || !strings.Contains(got, "— witness.test/feed ") {
+		t.Fatalf("first feed:\n%s", got)
+	}
+	for _, d := range []string{"D", "E"} {
+		run(0, "submit", "-server", srv.url, "-key", "va.jwk", "-digest", strings.Repeat(d, 42)+"E")
+	}
+	// A new feeder process starts from old 0, learns 3 from the 409, and proves 3 to 5.
+	if got := feed(); !strings.Contains(got, "e2e.test/vetting\n5\n") {
+		t.Fatalf("second feed:\n%s", got)
+	}
+}

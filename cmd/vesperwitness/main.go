@@ -4,6 +4,7 @@
 //	vesperwitness add-log -config logs.policy VKEY [URL]
 //	vesperwitness list-logs -config logs.policy
 //	vesperwitness serve -key witness.key -config logs.policy -state DIR [-addr 127.0.0.1:8090]
+//	vesperwitness feed -log-url URL -log-vkey VKEY -witness-url URL -witness-vkey VKEY [-once | -interval 1m]
 //
 // The logs it witnesses are a C2SP tlog-policy file of log lines (and
 // "quorum none"), so the same file format serves witnesses and verifiers.
@@ -18,6 +19,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -25,6 +27,7 @@ import (
 	"time"
 
 	fnote "github.com/transparency-dev/formats/note"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/vesperlog/vesperlog/storage/keys"
 	"github.com/vesperlog/vesperlog/witness"
@@ -57,6 +60,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	keyFile := fs.String("key", "", "serve: the witness's private key")
 	state := fs.String("state", "vesperwitness-state", "serve: the state directory")
 	addr := fs.String("addr", "127.0.0.1:8090", "serve: address to listen on")
+	logURL := fs.String("log-url", "", "feed: the log's tlog-tiles prefix")
+	logVKey := fs.String("log-vkey", "", "feed: the log's checkpoint vkey")
+	witnessURL := fs.String("witness-url", "", "feed: the witness's submission prefix")
+	witnessVKey := fs.String("witness-vkey", "", "feed: the witness's cosignature/v1 vkey")
+	once := fs.Bool("once", false, "feed: feed the current checkpoint and exit")
+	interval := fs.Duration("interval", time.Minute, "feed: how often to feed")
 	if err := fs.Parse(args[1:]); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
@@ -107,6 +116,36 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return nil
 	case "serve":
 		return serve(ctx, *keyFile, *config, *state, *addr, stdout)
+	case "feed":
+		if *logURL == "" || *logVKey == "" || *witnessURL == "" || *witnessVKey == "" {
+			return fmt.Errorf("%w: feed needs -log-url, -log-vkey, -witness-url and -witness-vkey", errUsage)
+		}
+		lv, err := note.NewVerifier(*logVKey)
+		if err != nil {
+			return fmt.Errorf("-log-vkey: %w", err)
+		}
+		wv, err := fnote.NewVerifierForCosignatureV1(*witnessVKey)
+		if err != nil {
+			return fmt.Errorf("-witness-vkey: %w", err)
+		}
+		lu, err := url.Parse(strings.TrimSuffix(*logURL, "/") + "/")
+		if err != nil {
+			return err
+		}
+		wu, err := url.Parse(*witnessURL)
+		if err != nil {
+			return err
+		}
+		f := &witness.Feeder{Log: lu, LogKey: lv, Witness: wu, WitnessKey: wv}
+		if !*once {
+			return f.Run(ctx, *interval)
+		}
+		signed, err := f.Once(ctx)
+		if err != nil {
+			return err
+		}
+		_, err = stdout.Write(signed)
+		return err
 	}
 	return errUsage
 }
