@@ -32,6 +32,12 @@ var commands = map[string]command{
 	"kyc-hash":       {"kyc-hash -in KYC.json [-out COMMITMENT.json | -salt B64URL]", runKYCHash},
 	"submit":         {"submit -server URL -key AGENT.jwk (-commitment FILE | -digest B64URL | -digests FILE) [-sub SUBJECT] [-out RECEIPT]", runSubmit},
 	"trust":          {"trust -server URL -out TRUST.json", runTrust},
+	"checkpoint":     {"checkpoint -trust TRUST.json [-log NAME] [-state DIR] [-url URL | -dir DIR]", runCheckpoint},
+	"proof":          {"proof inclusion (-index N | -leaf-hash H) | proof consistency -old N; both -trust TRUST.json", runProof},
+	"audit":          {"audit -trust TRUST.json [-agents AGENTS.json] [-resume FILE] [-state DIR] [-url URL | -dir DIR]", runAudit},
+	"monitor":        {"monitor -trust TRUST.json -state DIR [-agent THUMBPRINT] [-once | -interval 30s]", runMonitor},
+	"compare":        {"compare -trust TRUST.json -witness URL", runCompare},
+	"check-evidence": {"check-evidence -log-vkey VKEY EVIDENCE.json", runCheckEvidence},
 	"token":          {"token issue -key AGENT.jwk -iss ISS -sub SUB -commitment FILE -receipt RECEIPT [-claims C.json -frame F.json -holder-key H.pub.jwk] | token present -token T [-disclose a,b | -list] [-holder-key H.jwk -aud A -nonce N] | token verify -trust TRUST.json -issuers AGENTS.json [-aud A -nonce N] [-json] TOKEN|-", runToken},
 	"verify-receipt": {"verify-receipt (-trust TRUST.json | -log-vkey VKEY -jwks JWKS.json [-policy POLICY]) [-agents AGENTS.json] [-json] RECEIPT|-", runVerifyReceipt},
 }

@@ -1,0 +1,420 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/transparency-dev/merkle/rfc6962"
+
+	"github.com/vesperlog/vesperlog/client"
+	"github.com/vesperlog/vesperlog/log/vetting"
+	"github.com/vesperlog/vesperlog/receipts"
+	"github.com/vesperlog/vesperlog/witness/policy"
+)
+
+// logFlags are the flags every log-reading command shares.
+type logFlags struct {
+	trust, name, url, dir string
+}
+
+func (lf *logFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&lf.trust, "trust", "", "the transparency configuration pinned with vesper trust")
+	fs.StringVar(&lf.name, "log", "vetting", "which of its logs")
+	fs.StringVar(&lf.url, "url", "", "read the log from this tlog-tiles URL instead of the one pinned")
+	fs.StringVar(&lf.dir, "dir", "", "read the log from this directory (a mirror, or a copy of a POSIX log)")
+}
+
+// open returns a verified view of the log the flags name.
+func (lf *logFlags) open() (*client.Log, error) {
+	if lf.trust == "" {
+		return nil, usageErr("-trust is required")
+	}
+	b, err := os.ReadFile(lf.trust)
+	if err != nil {
+		return nil, err
+	}
+	c, err := receipts.ParseConfiguration(b)
+	if err != nil {
+		return nil, err
+	}
+	t, err := c.Trust()
+	if err != nil {
+		return nil, err
+	}
+	var lc *receipts.LogConfiguration
+	for i := range c.Logs {
+		if c.Logs[i].Name == lf.name {
+			lc = &c.Logs[i]
+		}
+	}
+	if lc == nil {
+		return nil, fmt.Errorf("%s has no log %q", lf.trust, lf.name)
+	}
+	var f client.Fetcher
+	switch {
+	case lf.dir != "":
+		f = client.NewDirFetcher(lf.dir)
+	case lf.url != "":
+		f, err = client.NewHTTPFetcher(lf.url, client.HTTPOptions{})
+	default:
+		f, err = client.NewHTTPFetcher(lc.URL, client.HTTPOptions{})
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &client.Log{Origin: lc.Origin, Policy: t.Policy, Fetch: f}, nil
+}
+
+// evidenceErr writes evidence, if err is some, and says where.
+func evidenceErr(err error, path string) error {
+	var ev *client.Evidence
+	if !errors.As(err, &ev) {
+		return err
+	}
+	if werr := ev.Write(path); werr != nil {
+		return fmt.Errorf("%v (and the evidence could not be written: %v)", err, werr)
+	}
+	return fmt.Errorf("%v; evidence written to %s (check it with: vesper check-evidence -log-vkey VKEY %s)", err, path, path)
+}
+
+func runCheckpoint(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlags("checkpoint")
+	var lf logFlags
+	lf.register(fs)
+	state := fs.String("state", "", "keep the trusted checkpoint here, moving it only to consistent ones")
+	evidence := fs.String("evidence", "vesper-evidence.json", "where to write evidence of misbehaviour")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	l, err := lf.open()
+	if err != nil {
+		return err
+	}
+	var cp *policy.Checkpoint
+	if *state != "" {
+		var old *policy.Checkpoint
+		if old, cp, err = l.Update(ctx, *state); err != nil {
+			return evidenceErr(err, *evidence)
+		}
+		if old != nil && old.Size != cp.Size {
+			fmt.Fprintf(stdout, "consistent with the trusted size %d\n", old.Size)
+		}
+	} else if cp, _, err = l.Checkpoint(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s\nsize %d\nroot %s\ncosigned by %s\n", cp.Origin, cp.Size, base64.StdEncoding.EncodeToString(cp.Hash[:]), orNone(cp.Cosigners))
+	return nil
+}
+
+func orNone(s []string) string {
+	if len(s) == 0 {
+		return "no witnesses"
+	}
+	return strings.Join(s, ", ")
+}
+
+func runProof(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 || (args[0] != "inclusion" && args[0] != "consistency") {
+		return usageErr("say proof inclusion or proof consistency")
+	}
+	fs := newFlags("proof " + args[0])
+	var lf logFlags
+	lf.register(fs)
+	index := fs.String("index", "", "inclusion: the entry's index")
+	leafHash := fs.String("leaf-hash", "", "inclusion: the entry's RFC 6962 leaf hash, base64 (instead of -index)")
+	old := fs.Uint64("old", 0, "consistency: the smaller tree size")
+	if err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	l, err := lf.open()
+	if err != nil {
+		return err
+	}
+	cp, _, err := l.Checkpoint(ctx)
+	if err != nil {
+		return err
+	}
+	if args[0] == "consistency" {
+		if *old == 0 || *old > cp.Size {
+			return usageErr("-old must be between 1 and the log's size %d", cp.Size)
+		}
+		p, err := l.ConsistencyProof(ctx, cp, *old)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "consistency proof from size %d to %d (root %s):\n", *old, cp.Size, base64.StdEncoding.EncodeToString(cp.Hash[:]))
+		for _, h := range p {
+			fmt.Fprintln(stdout, base64.StdEncoding.EncodeToString(h))
+		}
+		return nil
+	}
+	var idx uint64
+	var h []byte
+	switch {
+	case *leafHash != "":
+		if h, err = base64.StdEncoding.DecodeString(*leafHash); err != nil || len(h) != 32 {
+			return usageErr("-leaf-hash must be a base64 SHA-256 hash")
+		}
+		if idx, err = l.FindLeaf(ctx, cp, h); err != nil {
+			return err
+		}
+	case *index != "":
+		if idx, err = strconv.ParseUint(*index, 10, 64); err != nil {
+			return usageErr("-index must be a decimal")
+		}
+		for e, err := range l.Entries(ctx, cp, idx, 1) {
+			if err != nil {
+				return err
+			}
+			h = rfc6962.DefaultHasher.HashLeaf(e.Data)
+			break
+		}
+	default:
+		return usageErr("give -index or -leaf-hash")
+	}
+	if err := l.VerifyInclusion(ctx, cp, idx, h); err != nil {
+		return err
+	}
+	p, _ := l.InclusionProof(ctx, cp, idx)
+	fmt.Fprintf(stdout, "entry %d (leaf hash %s) is in the tree of size %d; proof:\n", idx, base64.StdEncoding.EncodeToString(h), cp.Size)
+	for _, x := range p {
+		fmt.Fprintln(stdout, base64.StdEncoding.EncodeToString(x))
+	}
+	return nil
+}
+
+func runAudit(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlags("audit")
+	var lf logFlags
+	lf.register(fs)
+	agentsFile := fs.String("agents", "", "agents registry: verify every entry's agent signature")
+	resume := fs.String("resume", "", "keep the audit's position here, and resume from it")
+	state := fs.String("state", "", "audit the trusted checkpoint, moved to the latest consistent one")
+	evidence := fs.String("evidence", "vesper-evidence.json", "where to write evidence of misbehaviour")
+	workers := fs.Uint("workers", 4, "entry bundles fetched at once")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	l, err := lf.open()
+	if err != nil {
+		return err
+	}
+	var cp *policy.Checkpoint
+	if *state != "" {
+		if _, cp, err = l.Update(ctx, *state); err != nil {
+			return evidenceErr(err, *evidence)
+		}
+	} else if cp, _, err = l.Checkpoint(ctx); err != nil {
+		return err
+	}
+	var agents *vetting.Agents
+	if *agentsFile != "" {
+		b, err := os.ReadFile(*agentsFile)
+		if err != nil {
+			return err
+		}
+		if agents, err = vetting.ParseAgents(b); err != nil {
+			return err
+		}
+	}
+	check := func(_ uint64, e []byte) error {
+		leaf, err := vetting.ParseLeaf(e)
+		if err != nil {
+			return err
+		}
+		if agents == nil {
+			return nil
+		}
+		a, err := agents.Lookup(leaf.AgentKey)
+		if err != nil {
+			return err
+		}
+		return leaf.Verify(&a.Key)
+	}
+	tty := isTerminal(stdout)
+	progress := func(p client.AuditProgress) {
+		done := p.Done - p.Resumed
+		rate := float64(done) / max(p.Elapsed.Seconds(), 1e-3)
+		eta := "-"
+		if rate > 0 {
+			eta = (time.Duration(float64(p.Total-p.Done)/rate) * time.Second).Truncate(time.Second).String()
+		}
+		line := fmt.Sprintf("%d/%d entries (%.1f%%), %.0f entries/s, ETA %s", p.Done, p.Total, 100*float64(p.Done)/float64(max(p.Total, 1)), rate, eta)
+		if tty {
+			fmt.Fprintf(stdout, "\r\033[K%s", line)
+		} else {
+			fmt.Fprintln(stdout, line)
+		}
+	}
+	start := time.Now()
+	err = l.Audit(ctx, cp, client.AuditOptions{Check: check, Progress: progress, ResumeFile: *resume, Workers: *workers})
+	if tty {
+		fmt.Fprintln(stdout)
+	}
+	if err != nil {
+		return fmt.Errorf("audit failed: %w", err)
+	}
+	what := "every entry decodes"
+	if agents != nil {
+		what = "every entry decodes and its agent signature verifies"
+	}
+	fmt.Fprintf(stdout, "audit OK: %s at size %d: the tree recomputed from its entries has the checkpoint's root; the tiles agree; %s (%s)\n",
+		cp.Origin, cp.Size, what, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// isTerminal says whether w is a terminal (for the progress bar).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// monitorLine is one new entry, as monitor prints it.
+type monitorLine struct {
+	Index       uint64    `json:"index"`
+	LogTime     time.Time `json:"log_time"`
+	AgentKey    string    `json:"agent_key"`
+	KYCDataHash string    `json:"kyc_data_hash"`
+	Subject     string    `json:"sub,omitempty"`
+}
+
+func runMonitor(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlags("monitor")
+	var lf logFlags
+	lf.register(fs)
+	state := fs.String("state", "", "where the trusted state is kept (required)")
+	agent := fs.String("agent", "", "print only entries by this agent key thumbprint")
+	once := fs.Bool("once", false, "check once and exit (for cron)")
+	interval := fs.Duration("interval", 30*time.Second, "how often to check")
+	evidence := fs.String("evidence", "vesper-evidence.json", "where to write evidence of misbehaviour")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *state == "" {
+		return usageErr("-state is required")
+	}
+	l, err := lf.open()
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(stdout)
+	for {
+		old, cp, err := l.Update(ctx, *state)
+		if err != nil {
+			return evidenceErr(err, *evidence)
+		}
+		from := uint64(0)
+		if old != nil {
+			from = old.Size
+		}
+		for e, err := range l.Entries(ctx, cp, from, 4) {
+			if err != nil {
+				return err
+			}
+			// A bundle is only the log's word: prove each entry in the
+			// checkpoint just trusted.
+			if err := l.VerifyInclusion(ctx, cp, e.Index, rfc6962.DefaultHasher.HashLeaf(e.Data)); err != nil {
+				return fmt.Errorf("entry %d as served is not in the log: %w", e.Index, err)
+			}
+			leaf, err := vetting.ParseLeaf(e.Data)
+			if err != nil {
+				return fmt.Errorf("entry %d: %w", e.Index, err)
+			}
+			tp := b64.EncodeToString(leaf.AgentKey[:])
+			if *agent != "" && tp != *agent {
+				continue
+			}
+			if err := enc.Encode(monitorLine{Index: e.Index, LogTime: time.UnixMilli(int64(leaf.Timestamp)).UTC(), AgentKey: tp,
+				KYCDataHash: b64.EncodeToString(leaf.Digest[:]), Subject: leaf.Subject}); err != nil {
+				return err
+			}
+		}
+		if *once {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(*interval):
+		}
+	}
+}
+
+func runCompare(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := newFlags("compare")
+	var lf logFlags
+	lf.register(fs)
+	witness := fs.String("witness", "", "the witness's monitoring prefix (C2SP tlog-witness)")
+	evidence := fs.String("evidence", "vesper-evidence.json", "where to write evidence of a split view")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *witness == "" {
+		return usageErr("-witness is required")
+	}
+	l, err := lf.open()
+	if err != nil {
+		return err
+	}
+	h := sha256.Sum256([]byte(l.Origin))
+	u := strings.TrimSuffix(*witness, "/") + "/" + hex.EncodeToString(h[:]) + "/checkpoint"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	wcp, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("witness answered %s for %s", resp.Status, l.Origin)
+	}
+	mine, other, err := l.CompareWith(ctx, wcp, *witness)
+	if err != nil {
+		return evidenceErr(err, *evidence)
+	}
+	fmt.Fprintf(stdout, "consistent: the log is at size %d, the witness at %d\n", mine.Size, other.Size)
+	return nil
+}
+
+func runCheckEvidence(_ context.Context, args []string, stdout io.Writer) error {
+	fs := newFlags("check-evidence")
+	vkey := fs.String("log-vkey", "", "the log's verifier key")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *vkey == "" || fs.NArg() != 1 {
+		return usageErr("give -log-vkey and one evidence file")
+	}
+	b, err := os.ReadFile(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	ev, err := client.CheckEvidence(b, *vkey)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "evidence holds: %s of %s: %s\n", ev.Kind, ev.Origin, ev.Detail)
+	return nil
+}

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestClientEndToEnd: a verifier follows, proves and audits a real
+// vesperlog with the vesper command, and catches it tampering and rolling
+// back, with evidence a third party can check.
+func TestClientEndToEnd(t *testing.T) {
+	server, cli := binaries(t)
+	dir := t.TempDir()
+	srv := startServer(t, server, dir)
+	run := func(want int, args ...string) string { return runVesper(t, cli, dir, want, args...) }
+	run(0, "keygen", "agent", "-out", "va.jwk")
+	run(0, "agents", "add", "-agents", "data/agents.json", "-name", "va", "-key", "va.pub.jwk")
+	digests := func(prefix string, n int) string {
+		var lines []string
+		for i := 0; i < n; i++ {
+			d := make([]byte, 32)
+			copy(d, fmt.Sprintf("%s %d", prefix, i))
+			lines = append(lines, base64.RawURLEncoding.EncodeToString(d))
+		}
+		name := prefix + ".txt"
+		os.WriteFile(filepath.Join(dir, name), []byte(strings.Join(lines, "\n")+"\n"), 0o644)
+		return name
+	}
+	run(0, "submit", "-server", srv.url, "-key", "va.jwk", "-digests", digests("first", 300))
+	run(0, "trust", "-server", srv.url, "-out", "trust.json")
+	fetch(t, srv.url+"/vetting/v1/agents", filepath.Join(dir, "agents.json"))
+
+	if out := run(0, "checkpoint", "-trust", "trust.json", "-state", "state"); !strings.Contains(out, "size 300") {
+		t.Fatalf("checkpoint: %s", out)
+	}
+	if out := run(0, "audit", "-trust", "trust.json", "-agents", "agents.json"); !strings.Contains(out, "audit OK") || !strings.Contains(out, "agent signature verifies") {
+		t.Fatalf("audit: %s", out)
+	}
+	run(0, "proof", "inclusion", "-trust", "trust.json", "-index", "257")
+	run(0, "proof", "consistency", "-trust", "trust.json", "-old", "100")
+	out := run(0, "monitor", "-trust", "trust.json", "-state", "mon", "-once")
+	if n := strings.Count(out, "\n"); n != 300 {
+		t.Fatalf("monitor printed %d entries, want 300", n)
+	}
+	saved, _ := os.ReadFile(filepath.Join(dir, "data/vetting/checkpoint"))
+	run(0, "submit", "-server", srv.url, "-key", "va.jwk", "-digests", digests("second", 2))
+	out = run(0, "monitor", "-trust", "trust.json", "-state", "mon", "-once")
+	var line struct {
+		Index uint64 `json:"index"`
+	}
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 2 || json.Unmarshal([]byte(lines[0]), &line) != nil || line.Index != 300 {
+		t.Fatalf("second monitor run: %q", out)
+	}
+	if out := run(0, "monitor", "-trust", "trust.json", "-state", "mon2", "-once", "-agent", "nobody"); out != "" {
+		t.Fatalf("filtered monitor: %q", out)
+	}
+
+	// The operator tampers with a tile (the log's files are on disk).
+	tile := filepath.Join(dir, "data/vetting/tile/0/000")
+	good, _ := os.ReadFile(tile)
+	bad := append([]byte(nil), good...)
+	bad[40] ^= 1
+	os.WriteFile(tile, bad, 0o644)
+	if out := run(1, "audit", "-trust", "trust.json"); !strings.Contains(out, "disagree") {
+		t.Fatalf("audit of a tampered tile: %s", out)
+	}
+	os.WriteFile(tile, good, 0o644)
+
+	// The operator rolls the checkpoint back.
+	os.WriteFile(filepath.Join(dir, "data/vetting/checkpoint"), saved, 0o644)
+	out = run(1, "checkpoint", "-trust", "trust.json", "-state", "mon", "-evidence", "evidence.json")
+	if !strings.Contains(out, "rollback") || !strings.Contains(out, "evidence written to evidence.json") {
+		t.Fatalf("checkpoint after a rollback: %s", out)
+	}
+	if out := run(0, "check-evidence", "-log-vkey", srv.vkey, "evidence.json"); !strings.Contains(out, "evidence holds: rollback") {
+		t.Fatalf("check-evidence: %s", out)
+	}
+}
