@@ -5,11 +5,14 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -299,13 +302,16 @@ func checkEvidence(t *testing.T, ev *Evidence, vkey string) {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(p)
-	got, err := CheckEvidence(b, vkey)
+	got, conclusive, err := CheckEvidence(b, vkey)
 	if err != nil || got.Kind != ev.Kind {
 		t.Fatalf("a third party cannot check the %s evidence: %v", ev.Kind, err)
 	}
+	if want := ev.Kind == "fork"; conclusive != want {
+		t.Fatalf("%s evidence conclusive = %v", ev.Kind, conclusive)
+	}
 	// Evidence whose checkpoint was altered no longer checks.
 	bad := strings.Replace(string(b), `\n`, `\n\n`, 1)
-	if _, err := CheckEvidence([]byte(bad), vkey); err == nil {
+	if _, _, err := CheckEvidence([]byte(bad), vkey); err == nil {
 		t.Fatal("altered evidence checks")
 	}
 }
@@ -326,4 +332,48 @@ func TestWitnessQuorumMissing(t *testing.T) {
 	if !errors.Is(err, policy.ErrQuorum) || !strings.Contains(err.Error(), "w1") {
 		t.Fatalf("checkpoint without the quorum: %v", err)
 	}
+}
+
+var writeExample = flag.Bool("write-example-log", false, "rewrite testdata/example-log")
+
+// TestWriteExampleLog makes the log the examples read: 20 entries written
+// by Tessera's POSIX driver, copied with its tiles, bundles and checkpoint.
+func TestWriteExampleLog(t *testing.T) {
+	if !*writeExample {
+		t.Skip("run with -write-example-log to regenerate testdata/example-log")
+	}
+	skey, vkey, agent := newKeys(t)
+	tl := startLog(t, skey, agent)
+	tl.add(t, 20)
+	os.RemoveAll("testdata/example-log")
+	if err := os.MkdirAll("testdata/example-log", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range []string{"checkpoint", "tile"} {
+		if out, err := exec.Command("cp", "-r", filepath.Join(tl.dir, sub), "testdata/example-log/"+sub).CombinedOutput(); err != nil {
+			t.Fatalf("%v %s", err, out)
+		}
+	}
+	os.WriteFile("testdata/example-log.vkey", []byte(vkey+"\n"), 0o644)
+}
+
+func FuzzCheckEvidence(f *testing.F) {
+	vkey, err := os.ReadFile("testdata/example-log.vkey")
+	if err != nil {
+		f.Fatal(err)
+	}
+	cp, _ := os.ReadFile("testdata/example-log/checkpoint")
+	for _, kind := range []string{"fork", "rollback", "inconsistent", "split-view"} {
+		b, _ := json.Marshal(Evidence{Kind: kind, Origin: "example.test/vetting", Trusted: string(cp), Offered: string(cp)})
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ev, conclusive, err := CheckEvidence(b, strings.TrimSpace(string(vkey)))
+		if err != nil || !conclusive {
+			return
+		}
+		// The example log is honest and signed one checkpoint: no
+		// conclusive evidence against it can exist.
+		t.Fatalf("conclusive evidence against an honest log: %+v", ev)
+	})
 }

@@ -52,58 +52,67 @@ func (e *Evidence) Write(path string) error {
 	return keys.WriteFile(path, append(b, '\n'), 0o644)
 }
 
-// CheckEvidence lets a third party check evidence with the log's vkey:
-// both checkpoints must carry valid log signatures, and the contradiction
-// must be what Kind says.
-func CheckEvidence(b []byte, logVKey string) (*Evidence, error) {
+// CheckEvidence lets a third party check evidence with the log's vkey: both
+// checkpoints must carry valid log signatures. It reports whether the
+// evidence is conclusive on its own: only two signed checkpoints of one
+// size with different roots prove that the log showed two histories. The
+// other kinds record what a client was served: for "inconsistent" and a
+// split view of two sizes, the log owes a valid consistency proof between
+// its two signed checkpoints (the one included did not verify); a
+// "rollback" shows it served an older checkpoint after a newer one.
+func CheckEvidence(b []byte, logVKey string) (ev *Evidence, conclusive bool, err error) {
 	var e Evidence
 	if err := json.Unmarshal(b, &e); err != nil {
-		return nil, fmt.Errorf("evidence: %w", err)
+		return nil, false, fmt.Errorf("evidence: %w", err)
 	}
 	v, err := note.NewVerifier(logVKey)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	var cps [2]*fmtlog.Checkpoint
 	for i, raw := range []string{e.Trusted, e.Offered} {
 		if cps[i], _, _, err = fmtlog.ParseCheckpoint([]byte(raw), v.Name(), v); err != nil {
-			return nil, fmt.Errorf("evidence checkpoint %d does not verify: %w", i+1, err)
+			return nil, false, fmt.Errorf("evidence checkpoint %d does not verify: %w", i+1, err)
 		}
 	}
 	t, o := cps[0], cps[1]
+	sameSizeFork := t.Size == o.Size && string(t.Hash) != string(o.Hash)
 	switch e.Kind {
-	case "fork", "split-view":
-		if t.Size == o.Size && string(t.Hash) != string(o.Hash) {
-			return &e, nil
+	case "fork":
+		if !sameSizeFork {
+			return nil, false, errors.New("evidence: the checkpoints are not of one size with different roots")
 		}
-		if e.Kind == "fork" {
-			return nil, errors.New("evidence: the checkpoints are not of one size with different roots")
+		return &e, true, nil
+	case "split-view", "inconsistent":
+		if sameSizeFork && e.Kind == "split-view" {
+			return &e, true, nil
 		}
-		fallthrough
-	case "inconsistent":
 		older, newer := t, o
 		if older.Size > newer.Size {
 			older, newer = newer, older
+		}
+		if older.Size == newer.Size {
+			return nil, false, errors.New("evidence: one size, one root: nothing contradicts")
 		}
 		var p [][]byte
 		for _, s := range e.Proof {
 			h, err := base64.StdEncoding.DecodeString(s)
 			if err != nil {
-				return nil, fmt.Errorf("evidence proof: %w", err)
+				return nil, false, fmt.Errorf("evidence proof: %w", err)
 			}
 			p = append(p, h)
 		}
 		if proof.VerifyConsistency(rfc6962.DefaultHasher, older.Size, newer.Size, p, older.Hash, newer.Hash) == nil {
-			return nil, errors.New("evidence: the proof shows the checkpoints consistent")
+			return nil, false, errors.New("evidence: the proof shows the checkpoints consistent")
 		}
-		return &e, nil
+		return &e, false, nil
 	case "rollback":
-		if o.Size < t.Size {
-			return &e, nil
+		if o.Size >= t.Size {
+			return nil, false, errors.New("evidence: the offered checkpoint is not smaller")
 		}
-		return nil, errors.New("evidence: the offered checkpoint is not smaller")
+		return &e, false, nil
 	}
-	return nil, fmt.Errorf("evidence: unknown kind %q", e.Kind)
+	return nil, false, fmt.Errorf("evidence: unknown kind %q", e.Kind)
 }
 
 // statePath is where the trusted checkpoint of origin is kept in dir.

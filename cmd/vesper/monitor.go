@@ -411,10 +411,14 @@ func runCheckEvidence(_ context.Context, args []string, stdout io.Writer) error 
 	if err != nil {
 		return err
 	}
-	ev, err := client.CheckEvidence(b, *vkey)
+	ev, conclusive, err := client.CheckEvidence(b, *vkey)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "evidence holds: %s of %s: %s\n", ev.Kind, ev.Origin, ev.Detail)
+	if conclusive {
+		fmt.Fprintf(stdout, "evidence holds, conclusively: %s of %s: the log signed two different trees of one size: %s\n", ev.Kind, ev.Origin, ev.Detail)
+	} else {
+		fmt.Fprintf(stdout, "evidence holds: %s of %s: %s (both checkpoints are the log's; on its own this is not proof: the log owes a consistency proof between them)\n", ev.Kind, ev.Origin, ev.Detail)
+	}
 	return nil
 }
