@@ -41,7 +41,7 @@ type testLog struct {
 }
 
 // startLog starts a vetting log signing with skey in a fresh directory.
-func startLog(t *testing.T, skey string, agent *ecdsa.PrivateKey) *testLog {
+func startLog(t testing.TB, skey string, agent *ecdsa.PrivateKey) *testLog {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -70,7 +70,7 @@ func startLog(t *testing.T, skey string, agent *ecdsa.PrivateKey) *testLog {
 }
 
 // add logs k more digests, in one batch.
-func (tl *testLog) add(t *testing.T, k int) {
+func (tl *testLog) add(t testing.TB, k int) {
 	t.Helper()
 	pub := jose.JSONWebKey{Key: tl.agent.Public()}
 	var sts []string
@@ -91,13 +91,13 @@ func (tl *testLog) add(t *testing.T, k int) {
 	}
 }
 
-func newKeys(t *testing.T) (string, string, *ecdsa.PrivateKey) {
+func newKeys(t testing.TB) (string, string, *ecdsa.PrivateKey) {
 	skey, vkey, _ := note.GenerateKey(rand.Reader, "example.test/vetting")
 	agent, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	return skey, vkey, agent
 }
 
-func viewOf(t *testing.T, tl *testLog, vkey string) *Log {
+func viewOf(t testing.TB, tl *testLog, vkey string) *Log {
 	p, err := policy.ForLog(vkey)
 	if err != nil {
 		t.Fatal(err)
