@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"iter"
 
+	"github.com/transparency-dev/merkle/compact"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera/api"
@@ -115,6 +116,74 @@ func (l *Log) VerifyConsistency(ctx context.Context, older, newer *policy.Checkp
 		return nil, err
 	}
 	return p, proof.VerifyConsistency(rfc6962.DefaultHasher, older.Size, newer.Size, p, older.Hash[:], newer.Hash[:])
+}
+
+// RootAt returns the root hash of the tree's first n entries, computed
+// from the tiles and proven consistent with cp, so it is as trusted as cp.
+func (l *Log) RootAt(ctx context.Context, cp *policy.Checkpoint, n uint64) ([]byte, error) {
+	if n > cp.Size || n == 0 {
+		return nil, fmt.Errorf("size %d is not between 1 and the tree size %d", n, cp.Size)
+	}
+	// Only the tiles of cp's size exist (and are all a verifier should
+	// ask for); a tile of that size begins with the hashes of any smaller one.
+	atCP := func(ctx context.Context, level, index uint64, _ uint8) ([]byte, error) {
+		return l.Fetch.ReadTile(ctx, level, index, layout.PartialTileSize(level, index, cp.Size))
+	}
+	nodes, err := tclient.FetchRangeNodes(ctx, n, atCP)
+	if err != nil {
+		return nil, err
+	}
+	r, err := (&compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}).NewRange(0, n, nodes)
+	if err != nil {
+		return nil, err
+	}
+	root, err := r.GetRootHash(nil)
+	if err != nil {
+		return nil, err
+	}
+	if n == cp.Size {
+		if !bytes.Equal(root, cp.Hash[:]) {
+			return nil, fmt.Errorf("the tiles give root %x for size %d, the checkpoint says %x", root, n, cp.Hash)
+		}
+		return root, nil
+	}
+	p, err := l.ConsistencyProof(ctx, cp, n)
+	if err != nil {
+		return nil, err
+	}
+	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, n, cp.Size, p, root, cp.Hash[:]); err != nil {
+		return nil, fmt.Errorf("the tiles' root of size %d is not consistent with the checkpoint: %w", n, err)
+	}
+	return root, nil
+}
+
+// ConsistencyBetween proves that the tree of size m is a prefix of the tree
+// of size n, both at most cp's size, and returns the proof and both roots,
+// each proven consistent with cp.
+func (l *Log) ConsistencyBetween(ctx context.Context, cp *policy.Checkpoint, m, n uint64) ([][]byte, []byte, []byte, error) {
+	if m == 0 || m > n {
+		return nil, nil, nil, fmt.Errorf("sizes %d and %d: want 0 < m <= n", m, n)
+	}
+	rm, err := l.RootAt(ctx, cp, m)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	rn, err := l.RootAt(ctx, cp, n)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	pb, err := tclient.NewProofBuilder(ctx, cp.Size, l.Fetch.ReadTile)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	p, err := pb.ConsistencyProof(ctx, m, n)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := proof.VerifyConsistency(rfc6962.DefaultHasher, m, n, p, rm, rn); err != nil {
+		return nil, nil, nil, fmt.Errorf("consistency %d to %d: %w", m, n, err)
+	}
+	return p, rm, rn, nil
 }
 
 // FindLeaf returns the index of the first entry whose leaf hash is h, in

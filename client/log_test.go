@@ -153,6 +153,11 @@ func TestGoodLog(t *testing.T) {
 			t.Fatalf("FindLeaf = %d, %v; want %d", idx, err, i)
 		}
 	}
+	for _, c := range [][2]uint64{{1, 1}, {1, 300}, {100, 257}, {256, 256}, {255, 300}} {
+		if _, _, _, err := l.ConsistencyBetween(ctx, cp, c[0], c[1]); err != nil {
+			t.Fatalf("consistency %d to %d: %v", c[0], c[1], err)
+		}
+	}
 	tl.add(t, 5)
 	if old, cp2, err := l.Update(ctx, state); err != nil || old.Size != 300 || cp2.Size != 305 {
 		t.Fatalf("second update: %v %v %v", old, cp2, err)

@@ -33,7 +33,7 @@ var commands = map[string]command{
 	"submit":         {"submit -server URL -key AGENT.jwk (-commitment FILE | -digest B64URL | -digests FILE) [-sub SUBJECT] [-out RECEIPT]", runSubmit},
 	"trust":          {"trust -server URL -out TRUST.json", runTrust},
 	"checkpoint":     {"checkpoint -trust TRUST.json [-log NAME] [-state DIR] [-url URL | -dir DIR]", runCheckpoint},
-	"proof":          {"proof inclusion (-index N | -leaf-hash H) | proof consistency -old N; both -trust TRUST.json", runProof},
+	"proof":          {"proof inclusion (-index N | -leaf-hash H) | proof consistency -old M [-new N]; both -trust TRUST.json", runProof},
 	"audit":          {"audit -trust TRUST.json [-agents AGENTS.json] [-resume FILE] [-state DIR] [-url URL | -dir DIR]", runAudit},
 	"monitor":        {"monitor -trust TRUST.json -state DIR [-agent THUMBPRINT] [-once | -interval 30s]", runMonitor},
 	"compare":        {"compare -trust TRUST.json -witness URL", runCompare},

@@ -135,6 +135,7 @@ func runProof(ctx context.Context, args []string, stdout io.Writer) error {
 	index := fs.String("index", "", "inclusion: the entry's index")
 	leafHash := fs.String("leaf-hash", "", "inclusion: the entry's RFC 6962 leaf hash, base64 (instead of -index)")
 	old := fs.Uint64("old", 0, "consistency: the smaller tree size")
+	newSize := fs.Uint64("new", 0, "consistency: the larger tree size (default: the log's size)")
 	if err := parse(fs, args[1:]); err != nil {
 		return err
 	}
@@ -147,14 +148,19 @@ func runProof(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	if args[0] == "consistency" {
-		if *old == 0 || *old > cp.Size {
-			return usageErr("-old must be between 1 and the log's size %d", cp.Size)
+		n := *newSize
+		if n == 0 {
+			n = cp.Size
 		}
-		p, err := l.ConsistencyProof(ctx, cp, *old)
+		if *old == 0 || *old > n || n > cp.Size {
+			return usageErr("want 0 < -old <= -new <= the log's size %d", cp.Size)
+		}
+		p, rm, rn, err := l.ConsistencyBetween(ctx, cp, *old, n)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "consistency proof from size %d to %d (root %s):\n", *old, cp.Size, base64.StdEncoding.EncodeToString(cp.Hash[:]))
+		fmt.Fprintf(stdout, "size %d (root %s) is a prefix of size %d (root %s), both consistent with the checkpoint of size %d; proof:\n",
+			*old, base64.StdEncoding.EncodeToString(rm), n, base64.StdEncoding.EncodeToString(rn), cp.Size)
 		for _, h := range p {
 			fmt.Fprintln(stdout, base64.StdEncoding.EncodeToString(h))
 		}

@@ -43,6 +43,8 @@ func TestClientEndToEnd(t *testing.T) {
 	}
 	run(0, "proof", "inclusion", "-trust", "trust.json", "-index", "257")
 	run(0, "proof", "consistency", "-trust", "trust.json", "-old", "100")
+	run(0, "proof", "consistency", "-trust", "trust.json", "-old", "100", "-new", "257")
+	run(2, "proof", "consistency", "-trust", "trust.json", "-old", "258", "-new", "257")
 	out := run(0, "monitor", "-trust", "trust.json", "-state", "mon", "-once")
 	if n := strings.Count(out, "\n"); n != 300 {
 		t.Fatalf("monitor printed %d entries, want 300", n)

@@ -222,4 +222,10 @@ func TestFeeder(t *testing.T) {
 	if got := feed(); !strings.Contains(got, "e2e.test/vetting\n5\n") {
 		t.Fatalf("second feed:\n%s", got)
 	}
+	// A monitor compares the log's view with the witness's.
+	run(0, "trust", "-server", srv.url, "-out", "trust.json")
+	run(0, "submit", "-server", srv.url, "-key", "va.jwk", "-digest", strings.Repeat("F", 42)+"E")
+	if out := run(0, "compare", "-trust", "trust.json", "-witness", wurl); !strings.Contains(out, "the log is at size 6, the witness at 5") {
+		t.Fatalf("compare: %s", out)
+	}
 }
