@@ -1,0 +1,75 @@
+package stict
+
+import (
+	"encoding/pem"
+	"errors"
+	"flag"
+	"testing"
+	"time"
+
+	"github.com/vesperlog/vesperlog/log/stict/stitest"
+)
+
+var writePKI = flag.Bool("write-pki", false, "write a generated test PKI to testdata/sti-pki")
+
+// TestWritePKI regenerates the copy of the test PKI kept for people and
+// other tools; the tests generate their own.
+func TestWritePKI(t *testing.T) {
+	if !*writePKI {
+		t.Skip("run with -write-pki")
+	}
+	p, err := stitest.Generate(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Write("../../testdata/sti-pki"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestValidateChain(t *testing.T) {
+	now := time.Now()
+	p, err := stitest.Generate(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots, err := ParseRoots(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.Root.DER}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name    string
+		chain   [][]byte
+		precert bool
+		want    error
+	}{
+		{"TN certificate", p.Chain(p.TN), false, nil},
+		{"SPC certificate", p.Chain(p.SPC), false, nil},
+		{"precertificate to add-pre-chain", p.Chain(p.Precert), true, nil},
+		{"critical TNAuthList, once parsed", p.Chain(p.CriticalTNAuthList), false, nil},
+		{"root included", append(p.Chain(p.TN), p.Root.DER), false, nil},
+		{"untrusted chain", p.Chain(p.Untrusted), false, ErrUntrusted},
+		{"intermediate missing", [][]byte{p.TN.DER}, false, ErrUntrusted},
+		{"no TNAuthList", p.Chain(p.NoTNAuthList), false, ErrTNAuthList},
+		{"malformed TNAuthList", p.Chain(p.BadTNAuthList), false, ErrTNAuthList},
+		{"expired", p.Chain(p.Expired), false, ErrExpired},
+		{"wrong key usage", p.Chain(p.WrongKeyUsage), false, ErrKeyUsage},
+		{"precertificate to add-chain", p.Chain(p.Precert), false, ErrPrecert},
+		{"certificate to add-pre-chain", p.Chain(p.TN), true, ErrPrecert},
+		{"not DER", [][]byte{{0x30, 0x00}}, false, ErrMalformedChain},
+		{"empty", nil, false, ErrMalformedChain},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			v, err := ValidateChain(c.chain, roots, now, c.precert)
+			if c.want == nil {
+				if err != nil || len(v.TNAuthList) == 0 || len(v.Chain) < 2 {
+					t.Fatalf("ValidateChain = %+v, %v", v, err)
+				}
+				return
+			}
+			if !errors.Is(err, c.want) {
+				t.Fatalf("ValidateChain = %v, want %v", err, c.want)
+			}
+		})
+	}
+}
