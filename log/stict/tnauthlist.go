@@ -20,9 +20,9 @@ var ErrTNAuthList = errors.New("malformed TNAuthList")
 
 // TNEntry is one entry of a TNAuthList: exactly one field is set.
 type TNEntry struct {
-	SPC   string  // service provider code
+	SPC   string   // service provider code
 	Range *TNRange // a range of telephone numbers
-	One   string  // one telephone number
+	One   string   // one telephone number
 }
 
 // TNRange is count consecutive telephone numbers from Start.
