@@ -65,7 +65,7 @@ func CheckEvidence(b []byte, logVKey string) (ev *Evidence, conclusive bool, err
 	if err := json.Unmarshal(b, &e); err != nil {
 		return nil, false, fmt.Errorf("evidence: %w", err)
 	}
-	v, err := note.NewVerifier(logVKey)
+	v, err := policy.NewLogVerifier(logVKey)
 	if err != nil {
 		return nil, false, err
 	}

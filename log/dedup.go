@@ -57,9 +57,7 @@ func newDedup(inner tessera.Antispam, identity func([]byte) ([]byte, error)) *de
 		panic(err) // only for a non-positive size
 	}
 	d := &dedup{inner: inner, identity: identity, recent: recent}
-	d.probe = inner.Decorator()(func(context.Context, *tessera.Entry) tessera.IndexFuture {
-		return func() (tessera.Index, error) { return tessera.Index{}, errNotLogged }
-	})
+	d.probe = probeOnly(inner)
 	return d
 }
 
@@ -70,12 +68,12 @@ func (d *dedup) Follower(func([]byte) ([][]byte, error)) tessera.Follower {
 }
 
 func (d *dedup) bundleIdentities(bundle []byte) ([][]byte, error) {
-	var b api.EntryBundle
-	if err := b.UnmarshalText(bundle); err != nil {
-		return nil, fmt.Errorf("parsing entry bundle: %w", err)
+	entries, err := splitTlogBundle(bundle)
+	if err != nil {
+		return nil, err
 	}
-	ids := make([][]byte, len(b.Entries))
-	for i, e := range b.Entries {
+	ids := make([][]byte, len(entries))
+	for i, e := range entries {
 		id, err := d.identity(e)
 		if err != nil {
 			// Only entries with an identity are ever added; one without
@@ -85,6 +83,14 @@ func (d *dedup) bundleIdentities(bundle []byte) ([][]byte, error) {
 		ids[i] = tessera.NewEntry(id).Identity()
 	}
 	return ids, nil
+}
+
+func splitTlogBundle(bundle []byte) ([][]byte, error) {
+	var b api.EntryBundle
+	if err := b.UnmarshalText(bundle); err != nil {
+		return nil, fmt.Errorf("parsing entry bundle: %w", err)
+	}
+	return b.Entries, nil
 }
 
 // Decorator returns the dedup step of the appender.
@@ -167,14 +173,5 @@ func (d *dedup) lookup(ctx context.Context, identity []byte) (uint64, bool, erro
 			return p.idx.Index, true, nil
 		}
 	}
-	idx, err := d.probe(ctx, tessera.NewEntry(identity))()
-	switch {
-	case errors.Is(err, errNotLogged):
-		return 0, false, nil
-	case errors.Is(err, tessera.ErrPushback):
-		return 0, false, fmt.Errorf("%w: %v", problem.ErrOverloaded, err)
-	case err != nil:
-		return 0, false, fmt.Errorf("antispam lookup: %w", err)
-	}
-	return idx.Index, true, nil
+	return lookup(ctx, d.probe, identity)
 }

@@ -1,14 +1,18 @@
 package log
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"time"
 
+	fmtlog "github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/tessera"
+	"github.com/transparency-dev/tessera/api/layout"
 	"github.com/transparency-dev/tessera/client"
+	"github.com/transparency-dev/tessera/ctonly"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/vesperlog/vesperlog/log/problem"
@@ -29,8 +33,13 @@ type Options struct {
 	// Signer signs checkpoints; its name is the log's origin.
 	Signer note.Signer
 	// Identity returns an entry's deduplication identity, or an error for
-	// an entry that is not of the log's format.
+	// an entry that is not of the log's format. Unused with CT.
 	Identity func(entry []byte) ([]byte, error)
+	// CT makes a static-ct-api log: entries are added with AddCT, data
+	// tiles are at tile/data/, and dedup is Tessera's own, by the hash of
+	// the (pre)certificate. SplitBundle splits its data tiles into leaves.
+	CT          bool
+	SplitBundle func(bundle []byte) ([][]byte, error)
 	// Antispam is the persistent dedup store (storage.Open provides one).
 	Antispam tessera.Antispam
 	// CheckpointInterval is how often a checkpoint is published; 0 means
@@ -46,7 +55,11 @@ type Options struct {
 // Log is one running log. Its methods are safe for concurrent use.
 type Log struct {
 	origin   string
+	ct       bool
+	split    func([]byte) ([][]byte, error)
+	bg       context.Context // lives until Close
 	appender *tessera.Appender
+	addCT    func(context.Context, *ctonly.Entry) tessera.IndexFuture
 	reader   tessera.LogReader
 	awaiter  *tessera.PublicationAwaiter
 	dedup    *dedup
@@ -56,19 +69,25 @@ type Log struct {
 
 // Open starts a log on driver. Close it to stop its background work.
 func Open(ctx context.Context, driver tessera.Driver, o Options) (*Log, error) {
-	if o.Signer == nil || o.Identity == nil || o.Antispam == nil {
-		return nil, errors.New("log.Open: Signer, Identity and Antispam are required")
+	if o.Signer == nil || o.Antispam == nil || (o.CT && o.SplitBundle == nil) || (!o.CT && o.Identity == nil) {
+		return nil, errors.New("log.Open: Signer, Antispam, and Identity (or with CT, SplitBundle) are required")
 	}
 	interval := o.CheckpointInterval
 	if interval == 0 {
 		interval = DefaultCheckpointInterval
 	}
-	d := newDedup(o.Antispam, o.Identity)
 	opts := tessera.NewAppendOptions().
 		WithCheckpointSigner(o.Signer).
 		WithCheckpointInterval(interval).
-		WithBatching(tessera.DefaultBatchMaxSize, DefaultBatchMaxAge).
-		WithAntispam(tessera.DefaultAntispamInMemorySize, d)
+		WithBatching(tessera.DefaultBatchMaxSize, DefaultBatchMaxAge)
+	var d *dedup
+	if o.CT {
+		// The layout first: WithAntispam takes its bundle hasher.
+		opts = opts.WithCTLayout().WithAntispam(tessera.DefaultAntispamInMemorySize, o.Antispam)
+	} else {
+		d = newDedup(o.Antispam, o.Identity)
+		opts = opts.WithAntispam(tessera.DefaultAntispamInMemorySize, d)
+	}
 	if o.Witnesses != nil {
 		opts = opts.WithWitnesses(*o.Witnesses, &tessera.WitnessOptions{FailOpen: o.WitnessFailOpen})
 	}
@@ -79,10 +98,16 @@ func Open(ctx context.Context, driver tessera.Driver, o Options) (*Log, error) {
 		cancel()
 		return nil, fmt.Errorf("starting log %q: %w", o.Signer.Name(), err)
 	}
-	d.reader = reader
+	if d != nil {
+		d.reader = reader
+	}
 	return &Log{
 		origin:   o.Signer.Name(),
+		ct:       o.CT,
+		split:    o.SplitBundle,
+		bg:       bg,
 		appender: app,
+		addCT:    tessera.NewCertificateTransparencyAppender(app),
 		reader:   reader,
 		awaiter:  tessera.NewPublicationAwaiter(bg, reader.ReadCheckpoint, awaitPoll),
 		dedup:    d,
@@ -99,7 +124,24 @@ func (l *Log) Origin() string { return l.origin }
 // entry's index, whether it was already logged, and that checkpoint.
 // Overload is problem.ErrOverloaded: answer 503 and ask the client to retry.
 func (l *Log) Add(ctx context.Context, entry []byte) (uint64, bool, []byte, error) {
-	i, cp, err := l.awaiter.Await(ctx, l.appender.Add(ctx, tessera.NewEntry(entry)))
+	if l.ct {
+		return 0, false, nil, errors.New("a CT log takes AddCT")
+	}
+	return l.await(ctx, l.appender.Add(ctx, tessera.NewEntry(entry)))
+}
+
+// AddCT is Add for a CT log: e is logged unless its (pre)certificate is
+// already, and the index returned is that of the logged entry, whose
+// timestamp may then differ from e's.
+func (l *Log) AddCT(ctx context.Context, e *ctonly.Entry) (uint64, bool, []byte, error) {
+	if !l.ct {
+		return 0, false, nil, errors.New("AddCT needs a CT log")
+	}
+	return l.await(ctx, l.addCT(ctx, e))
+}
+
+func (l *Log) await(ctx context.Context, f tessera.IndexFuture) (uint64, bool, []byte, error) {
+	i, cp, err := l.awaiter.Await(ctx, f)
 	if err != nil {
 		if errors.Is(err, tessera.ErrPushback) {
 			return 0, false, nil, fmt.Errorf("%w: %v", problem.ErrOverloaded, err)
@@ -112,6 +154,9 @@ func (l *Log) Add(ctx context.Context, entry []byte) (uint64, bool, []byte, erro
 // Lookup returns the index of the entry with the given identity, if the log
 // has one.
 func (l *Log) Lookup(ctx context.Context, identity []byte) (uint64, bool, error) {
+	if l.dedup == nil {
+		return 0, false, errors.New("a CT log has no identity lookup; use an Index")
+	}
 	return l.dedup.lookup(ctx, identity)
 }
 
@@ -154,11 +199,10 @@ func (p *Prover) Entry(ctx context.Context, index uint64) ([]byte, error) {
 	}
 	entries, ok := p.bundles[index/256]
 	if !ok {
-		b, err := client.GetEntryBundle(ctx, p.log.reader.ReadEntryBundle, index/256, p.size)
-		if err != nil {
-			return nil, fmt.Errorf("reading entry %d of %s: %w", index, p.log.origin, err)
+		var err error
+		if entries, err = p.log.ReadBundle(ctx, index/256, p.size); err != nil {
+			return nil, err
 		}
-		entries = b.Entries
 		p.bundles[index/256] = entries
 	}
 	if int(index%256) >= len(entries) {
@@ -176,6 +220,46 @@ func (p *Prover) InclusionProof(ctx context.Context, index uint64) ([][]byte, er
 	return h, nil
 }
 
+// ReadBundle returns the entries of bundle n in the tree of the given
+// size: tlog-tiles entries, or a CT log's TileLeafs.
+func (l *Log) ReadBundle(ctx context.Context, n, size uint64) ([][]byte, error) {
+	if n > size/256 || (n == size/256 && size%256 == 0) {
+		return nil, fmt.Errorf("%w: bundle %d is beyond the tree size %d", problem.ErrNotFound, n, size)
+	}
+	if !l.ct {
+		b, err := client.GetEntryBundle(ctx, l.reader.ReadEntryBundle, n, size)
+		if err != nil {
+			return nil, fmt.Errorf("reading bundle %d of %s: %w", n, l.origin, err)
+		}
+		return b.Entries, nil
+	}
+	p := layout.PartialTileSize(0, n, size)
+	b, err := l.reader.ReadEntryBundle(ctx, n, p)
+	if err != nil {
+		return nil, fmt.Errorf("reading bundle %d of %s: %w", n, l.origin, err)
+	}
+	entries, err := l.splitBundle(b)
+	if err != nil {
+		return nil, fmt.Errorf("bundle %d of %s: %w", n, l.origin, err)
+	}
+	want := int(p)
+	if p == 0 {
+		want = 256
+	}
+	if len(entries) < want {
+		return nil, fmt.Errorf("bundle %d of %s has %d entries, want %d", n, l.origin, len(entries), want)
+	}
+	return entries[:want], nil
+}
+
+// splitBundle splits a bundle of the log into its entries.
+func (l *Log) splitBundle(b []byte) ([][]byte, error) {
+	if l.ct {
+		return l.split(b)
+	}
+	return splitTlogBundle(b)
+}
+
 // Reader returns the log's Tessera reader.
 func (l *Log) Reader() tessera.LogReader { return l.reader }
 
@@ -184,4 +268,17 @@ func (l *Log) Close(ctx context.Context) error {
 	err := l.shutdown(ctx)
 	l.cancel()
 	return err
+}
+
+// CheckpointSize reads the size of one of the log's own signed checkpoints.
+func CheckpointSize(signed []byte) (uint64, error) {
+	body, _, ok := bytes.Cut(signed, []byte("\n\n"))
+	if !ok {
+		return 0, errors.New("checkpoint has no signature block")
+	}
+	var c fmtlog.Checkpoint
+	if _, err := c.Unmarshal(append(body, '\n')); err != nil {
+		return 0, fmt.Errorf("parsing checkpoint: %w", err)
+	}
+	return c.Size, nil
 }

@@ -54,3 +54,18 @@ func Open(ctx context.Context, c Config, name string) (*Stores, error) {
 	}
 	return &Stores{Driver: d, Antispam: as}, nil
 }
+
+// OpenIndex opens (creating if need be) a lookup index of the log called
+// name, named index (for log.NewIndex). It is stored like the antispam
+// store, which has the same shape.
+func OpenIndex(ctx context.Context, c Config, name, index string) (tessera.Antispam, error) {
+	if c.Backend != "" && c.Backend != POSIX {
+		return nil, fmt.Errorf("storage backend %q is not available in this build (use %q)", c.Backend, POSIX)
+	}
+	dir := filepath.Join(c.Dir, name+"-"+index)
+	as, err := badger.NewAntispam(ctx, dir, badger.AntispamOpts{})
+	if err != nil {
+		return nil, fmt.Errorf("opening %s index in %s: %w", index, dir, err)
+	}
+	return as, nil
+}

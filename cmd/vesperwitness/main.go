@@ -27,7 +27,6 @@ import (
 	"time"
 
 	fnote "github.com/transparency-dev/formats/note"
-	"golang.org/x/mod/sumdb/note"
 
 	"github.com/vesperlog/vesperlog/storage/keys"
 	"github.com/vesperlog/vesperlog/witness"
@@ -120,7 +119,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if *logURL == "" || *logVKey == "" || *witnessURL == "" || *witnessVKey == "" {
 			return fmt.Errorf("%w: feed needs -log-url, -log-vkey, -witness-url and -witness-vkey", errUsage)
 		}
-		lv, err := note.NewVerifier(*logVKey)
+		lv, err := policy.NewLogVerifier(*logVKey)
 		if err != nil {
 			return fmt.Errorf("-log-vkey: %w", err)
 		}

@@ -64,7 +64,7 @@ type Policy struct {
 // policy requires to be the log's checkpoint origin.
 type Log struct {
 	Origin   string
-	VKey     string // Ed25519 note vkey (type 0x01), as written in the policy
+	VKey     string // note vkey (type 0x01, or 0x05 for an STI-CT log), as written in the policy
 	URL      string // optional, application specific
 	Verifier note.Verifier
 }
@@ -239,12 +239,9 @@ func (p *Policy) parseLog(f []string) error {
 	if err != nil {
 		return fmt.Errorf("log vkey: %v", err)
 	}
-	if k.typ != algEd25519 {
-		return fmt.Errorf("log vkey %s has signature type %s; a log key must be an Ed25519 note key (0x01)", f[1], typeName(k.typ))
-	}
-	v, err := note.NewVerifier(f[1])
+	v, err := NewLogVerifier(f[1])
 	if err != nil {
-		return fmt.Errorf("log vkey %s: %v", f[1], err)
+		return err
 	}
 	if err := p.addKey(k, fmt.Sprintf("log %q", k.name), ref{kind: refLog, i: len(p.logs)}); err != nil {
 		return err

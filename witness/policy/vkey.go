@@ -18,6 +18,7 @@ import (
 const (
 	algEd25519       = 0x01 // log keys
 	algCosignatureV1 = 0x04 // witness keys (tlog-cosignature, Ed25519)
+	algRFC6962STH    = 0x05 // static-ct-api log keys (RFC 6962 tree head signatures)
 )
 
 // vkey is a decoded verifier key.
@@ -54,6 +55,12 @@ func parseVKey(s string) (vkey, error) {
 	}
 	k := vkey{name: name, typ: key[0], pub: key[1:]}
 	h := sha256.Sum256([]byte(name + "\n" + string(key)))
+	if k.typ == algRFC6962STH {
+		// static-ct-api: the key ID covers the RFC 6962 log ID, the
+		// SHA-256 of the public key, not the key itself.
+		logID := sha256.Sum256(k.pub)
+		h = sha256.Sum256([]byte(name + "\n" + string(rune(algRFC6962STH)) + string(logID[:])))
+	}
 	k.hash = binary.BigEndian.Uint32(h[:4])
 	if want := fmt.Sprintf("%08x", k.hash); hash16 != want {
 		return vkey{}, fmt.Errorf("key ID %s does not match the key (computed %s)", hash16, want)
@@ -104,4 +111,36 @@ func newCosignatureVerifier(s string) (note.Verifier, error) {
 		return nil, err
 	}
 	return cosignatureVerifier{v}, nil
+}
+
+// NewLogVerifier returns the checkpoint verifier of a log vkey: an Ed25519
+// note key (0x01), or a static-ct-api RFC 6962 key (0x05).
+func NewLogVerifier(s string) (note.Verifier, error) {
+	k, err := parseVKey(s)
+	if err != nil {
+		return nil, err
+	}
+	switch k.typ {
+	case algEd25519:
+		return note.NewVerifier(s)
+	case algRFC6962STH:
+		v, err := fnote.NewRFC6962Verifier(s)
+		if err != nil {
+			return nil, err
+		}
+		return rfc6962Verifier{v}, nil
+	}
+	return nil, fmt.Errorf("log vkey %s has signature type %s; a log key is an Ed25519 note key (0x01) or an RFC 6962 key (0x05)", s, typeName(k.typ))
+}
+
+// rfc6962Verifier checks the signature's shape before formats/note's
+// verifier, which indexes into it unchecked: timestamp (8 bytes), hash and
+// signature algorithms (2), length (2), signature.
+type rfc6962Verifier struct{ note.Verifier }
+
+func (v rfc6962Verifier) Verify(msg, sig []byte) bool {
+	if len(sig) < 12 || int(binary.BigEndian.Uint16(sig[10:12])) != len(sig)-12 {
+		return false
+	}
+	return v.Verifier.Verify(msg, sig)
 }

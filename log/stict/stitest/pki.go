@@ -26,6 +26,10 @@ var (
 	oidTNAuthList = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 1, 26}
 	// OIDPoison is RFC 6962's precertificate poison extension.
 	OIDPoison = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 11129, 2, 4, 3}
+	// OIDSCTList is RFC 6962's embedded SCT list extension (§3.3).
+	OIDSCTList = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 11129, 2, 4, 2}
+	// oidPrecertSigning is the EKU of a Precertificate Signing Certificate.
+	oidPrecertSigning = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 11129, 2, 4, 4}
 )
 
 // Cert is a certificate and its key.
@@ -43,12 +47,18 @@ type PKI struct {
 	BadTNAuthList, WrongKeyUsage  *Cert
 	CriticalTNAuthList            *Cert
 	Untrusted                     *Cert // issued under OtherRoot
+	// PrecertSigner is a Precertificate Signing Certificate of the
+	// intermediate (RFC 6962 §3.1); DelegatedPrecert is signed by it.
+	PrecertSigner, DelegatedPrecert *Cert
 }
 
 // Chain returns c's chain as submitted: c, then the intermediate.
 func (p *PKI) Chain(c *Cert) [][]byte {
 	if c == p.Untrusted {
 		return [][]byte{c.DER}
+	}
+	if c == p.DelegatedPrecert {
+		return [][]byte{c.DER, p.PrecertSigner.DER, p.Intermediate.DER}
 	}
 	return [][]byte{c.DER, p.Intermediate.DER}
 }
@@ -136,7 +146,54 @@ func Generate(now time.Time) (*PKI, error) {
 	p.WrongKeyUsage = mk("key encipherment only", p.Intermediate, false, func(t *x509.Certificate) { t.KeyUsage = x509.KeyUsageKeyEncipherment })
 	p.CriticalTNAuthList = mk("critical TNAuthList", p.Intermediate, false, withExt(oidTNAuthList, true, TNAuthListDER))
 	p.Untrusted = mk("untrusted", p.OtherRoot, false, nil)
+	p.PrecertSigner = mk("STI Test Precertificate Signing", p.Intermediate, true, func(t *x509.Certificate) {
+		t.UnknownExtKeyUsage = []asn1.ObjectIdentifier{oidPrecertSigning}
+	})
+	p.DelegatedPrecert = mk("STI TN precertificate, delegated", p.PrecertSigner, false, func(t *x509.Certificate) {
+		t.ExtraExtensions = []pkix.Extension{{Id: oidTNAuthList, Value: TNAuthListDER}, {Id: OIDPoison, Critical: true, Value: []byte{0x05, 0x00}}}
+	})
 	return p, err
+}
+
+// Finalize issues the final certificate of a precertificate of p: the
+// same TBSCertificate, with the embedded SCT list (a TLS-encoded
+// SignedCertificateTimestampList, RFC 6962 §3.3) where the poison was,
+// signed by the intermediate CA.
+func (p *PKI) Finalize(precert *Cert, sctList []byte) (*Cert, error) {
+	pc := precert.Cert
+	var exts []pkix.Extension
+	for _, e := range pc.Extensions {
+		switch {
+		case e.Id.Equal(OIDPoison):
+			v, err := asn1.Marshal(sctList)
+			if err != nil {
+				return nil, err
+			}
+			exts = append(exts, pkix.Extension{Id: OIDSCTList, Value: v})
+		case e.Id.Equal(oidTNAuthList):
+			exts = append(exts, e)
+		}
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: pc.SerialNumber,
+		Subject:      pc.Subject,
+		NotBefore:    pc.NotBefore,
+		NotAfter:     pc.NotAfter,
+		KeyUsage:     pc.KeyUsage,
+		// The precertificate's issuer (and its key identifier) are the
+		// final certificate's, delegated or not.
+		AuthorityKeyId:  p.Intermediate.Cert.SubjectKeyId,
+		ExtraExtensions: exts,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.Intermediate.Cert, pc.PublicKey, p.Intermediate.Key)
+	if err != nil {
+		return nil, fmt.Errorf("final certificate: %w", err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	return &Cert{Cert: c, DER: der, Key: precert.Key}, nil
 }
 
 // Write saves the PKI as PEM files in dir (private keys too: it is a test PKI).
@@ -148,6 +205,7 @@ func (p *PKI) Write(dir string) error {
 		"root": p.Root, "intermediate": p.Intermediate, "tn": p.TN, "spc": p.SPC, "precert": p.Precert,
 		"expired": p.Expired, "no-tnauthlist": p.NoTNAuthList, "bad-tnauthlist": p.BadTNAuthList,
 		"wrong-key-usage": p.WrongKeyUsage, "critical-tnauthlist": p.CriticalTNAuthList, "untrusted": p.Untrusted, "other-root": p.OtherRoot,
+		"precert-signer": p.PrecertSigner, "delegated-precert": p.DelegatedPrecert,
 	} {
 		b := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.DER})
 		if err := os.WriteFile(filepath.Join(dir, name+".pem"), b, 0o644); err != nil {

@@ -171,7 +171,7 @@ func (h *harness) size() uint64 {
 	if err != nil {
 		return 0
 	}
-	n, err := checkpointSize(cp)
+	n, err := vlog.CheckpointSize(cp)
 	if err != nil {
 		h.t.Fatal(err)
 	}

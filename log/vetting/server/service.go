@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,8 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	fmtlog "github.com/transparency-dev/formats/log"
 
 	vlog "github.com/vesperlog/vesperlog/log"
 	"github.com/vesperlog/vesperlog/log/problem"
@@ -251,7 +248,7 @@ type receiptBuilder struct {
 }
 
 func (s *Service) newReceiptBuilder(ctx context.Context, cp []byte) (*receiptBuilder, error) {
-	size, err := checkpointSize(cp)
+	size, err := vlog.CheckpointSize(cp)
 	if err != nil {
 		return nil, err
 	}
@@ -297,19 +294,6 @@ func (rb *receiptBuilder) sign(i int) (string, error) {
 	r := rb.prepared[i]
 	rb.mu.Unlock()
 	return rb.s.cfg.Receipts.Sign(r)
-}
-
-// checkpointSize reads the size of one of our own signed checkpoints.
-func checkpointSize(signed []byte) (uint64, error) {
-	body, _, ok := bytes.Cut(signed, []byte("\n\n"))
-	if !ok {
-		return 0, errors.New("checkpoint has no signature block")
-	}
-	var c fmtlog.Checkpoint
-	if _, err := c.Unmarshal(append(body, '\n')); err != nil {
-		return 0, fmt.Errorf("parsing checkpoint: %w", err)
-	}
-	return c.Size, nil
 }
 
 // Identity is the dedup identity of a vetting leaf (for log.Options).

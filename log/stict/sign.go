@@ -1,0 +1,202 @@
+package stict
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	ct "github.com/google/certificate-transparency-go"
+	cttls "github.com/google/certificate-transparency-go/tls"
+	fmtlog "github.com/transparency-dev/formats/log"
+	fnote "github.com/transparency-dev/formats/note"
+	"github.com/transparency-dev/tessera/ctonly"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/vesperlog/vesperlog/witness/policy"
+)
+
+// algRFC6962STH is the note signature type of static-ct-api checkpoints.
+const algRFC6962STH = 0x05
+
+// Signer holds the log's P-256 key. It signs SCTs (RFC 6962 §3.2) and
+// checkpoints as static-ct-api's RFC6962NoteSignature, whose signature is
+// an RFC 6962 TreeHeadSignature, so one key serves both the tiles and the
+// RFC 6962 get-sth.
+//
+// Signatures are deterministic (RFC 6979): the same entry gets a
+// byte-identical SCT however often it is submitted.
+type Signer struct {
+	origin  string
+	key     *ecdsa.PrivateKey
+	logID   [32]byte
+	keyHash uint32
+	vkey    string
+	// now is the checkpoint clock; tests replace it.
+	now func() time.Time
+}
+
+// NewSigner returns the signer of the log named origin (its checkpoint
+// origin, "<host>/stict").
+func NewSigner(origin string, key *ecdsa.PrivateKey) (*Signer, error) {
+	if key.Curve != elliptic.P256() {
+		return nil, errors.New("an STI-CT log key must be ECDSA P-256")
+	}
+	spki, err := x509.MarshalPKIXPublicKey(key.Public())
+	if err != nil {
+		return nil, fmt.Errorf("log public key: %w", err)
+	}
+	vkey, err := fnote.RFC6962VerifierString(origin, key.Public())
+	if err != nil {
+		return nil, fmt.Errorf("log %q: %w", origin, err)
+	}
+	s := &Signer{origin: origin, key: key, logID: sha256.Sum256(spki), vkey: vkey, now: time.Now}
+	// The key hash as static-ct-api defines it: SHA-256(name || 0x0A ||
+	// 0x05 || log ID), first four bytes.
+	h := sha256.New()
+	h.Write([]byte(origin))
+	h.Write([]byte{'\n', algRFC6962STH})
+	h.Write(s.logID[:])
+	s.keyHash = binary.BigEndian.Uint32(h.Sum(nil))
+	return s, nil
+}
+
+// LogID is the SHA-256 of the log's public key (RFC 6962 §3.2).
+func (s *Signer) LogID() [32]byte { return s.logID }
+
+// Public returns the log's public key.
+func (s *Signer) Public() crypto.PublicKey { return s.key.Public() }
+
+// VKey is the log's note verifier key (type 0x05), for policies and
+// witnesses.
+func (s *Signer) VKey() string { return s.vkey }
+
+// Name, KeyHash and Sign make Signer a note.Signer of checkpoints.
+func (s *Signer) Name() string    { return s.origin }
+func (s *Signer) KeyHash() uint32 { return s.keyHash }
+
+// Sign signs a checkpoint body: the signature is the timestamp (8 bytes,
+// milliseconds) followed by a TLS DigitallySigned TreeHeadSignature over
+// that timestamp, the tree size and the root hash.
+func (s *Signer) Sign(msg []byte) ([]byte, error) {
+	var cp fmtlog.Checkpoint
+	rest, err := cp.Unmarshal(msg)
+	if err != nil {
+		return nil, fmt.Errorf("signing checkpoint: %w", err)
+	}
+	// An RFC 6962 signature covers only origin, size and root: refuse to
+	// sign extension lines it would not cover.
+	if len(rest) != 0 || cp.Origin != s.origin || len(cp.Hash) != sha256.Size {
+		return nil, errors.New("signing checkpoint: not a plain checkpoint of this log")
+	}
+	sth := ct.SignedTreeHead{
+		Version:   ct.V1,
+		TreeSize:  cp.Size,
+		Timestamp: uint64(s.now().UnixMilli()),
+	}
+	copy(sth.SHA256RootHash[:], cp.Hash)
+	input, err := ct.SerializeSTHSignatureInput(sth)
+	if err != nil {
+		return nil, fmt.Errorf("signing checkpoint: %w", err)
+	}
+	ds, err := s.digitallySigned(input)
+	if err != nil {
+		return nil, err
+	}
+	return append(binary.BigEndian.AppendUint64(nil, sth.Timestamp), ds...), nil
+}
+
+// digitallySigned signs input and returns the TLS-encoded DigitallySigned.
+func (s *Signer) digitallySigned(input []byte) ([]byte, error) {
+	h := sha256.Sum256(input)
+	// A nil random source makes ECDSA deterministic (RFC 6979).
+	sig, err := s.key.Sign(nil, h[:], crypto.SHA256)
+	if err != nil {
+		return nil, fmt.Errorf("signing: %w", err)
+	}
+	b, err := cttls.Marshal(cttls.DigitallySigned{
+		Algorithm: cttls.SignatureAndHashAlgorithm{Hash: cttls.SHA256, Signature: cttls.ECDSA},
+		Signature: sig,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("encoding signature: %w", err)
+	}
+	return b, nil
+}
+
+// SCT signs the SCT of the entry at index of the log: its timestamp is the
+// entry's, and it carries the static-ct-api leaf_index extension.
+func (s *Signer) SCT(e *ctonly.Entry, index uint64) (*ct.SignedCertificateTimestamp, error) {
+	var leaf ct.MerkleTreeLeaf
+	if rest, err := cttls.Unmarshal(e.MerkleTreeLeaf(index), &leaf); err != nil || len(rest) != 0 {
+		return nil, fmt.Errorf("entry %d: not a MerkleTreeLeaf: %v", index, err)
+	}
+	sct := ct.SignedCertificateTimestamp{
+		SCTVersion: ct.V1,
+		LogID:      ct.LogID{KeyID: s.logID},
+		Timestamp:  e.Timestamp,
+		Extensions: leaf.TimestampedEntry.Extensions,
+	}
+	input, err := ct.SerializeSCTSignatureInput(sct, ct.LogEntry{Leaf: leaf})
+	if err != nil {
+		return nil, fmt.Errorf("entry %d: %w", index, err)
+	}
+	ds, err := s.digitallySigned(input)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := cttls.Unmarshal(ds, &sct.Signature); err != nil {
+		return nil, fmt.Errorf("entry %d: %w", index, err)
+	}
+	return &sct, nil
+}
+
+// NewVerifier returns the checkpoint verifier of the log's vkey.
+func NewVerifier(vkey string) (note.Verifier, error) {
+	v, err := policy.NewLogVerifier(vkey)
+	if err != nil {
+		return nil, fmt.Errorf("STI-CT log vkey: %w", err)
+	}
+	return v, nil
+}
+
+// STH returns the RFC 6962 get-sth answer for a checkpoint signed by the
+// log whose vkey is given.
+func STH(checkpoint []byte, vkey string) (*ct.GetSTHResponse, error) {
+	v, err := NewVerifier(vkey)
+	if err != nil {
+		return nil, err
+	}
+	n, err := note.Open(checkpoint, note.VerifierList(v))
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint: %w", err)
+	}
+	var cp fmtlog.Checkpoint
+	if _, err := cp.Unmarshal([]byte(n.Text)); err != nil {
+		return nil, fmt.Errorf("checkpoint: %w", err)
+	}
+	for _, sig := range n.Sigs {
+		if sig.Hash != v.KeyHash() || sig.Name != v.Name() {
+			continue
+		}
+		raw, err := base64.StdEncoding.DecodeString(sig.Base64)
+		if err != nil || len(raw) < 4+8 {
+			return nil, errors.New("checkpoint: malformed log signature")
+		}
+		raw = raw[4:]
+		return &ct.GetSTHResponse{
+			TreeSize:          cp.Size,
+			Timestamp:         binary.BigEndian.Uint64(raw),
+			SHA256RootHash:    bytes.Clone(cp.Hash),
+			TreeHeadSignature: bytes.Clone(raw[8:]),
+		}, nil
+	}
+	return nil, errors.New("checkpoint: no signature of the log")
+}
