@@ -29,6 +29,9 @@ type config struct {
 	WitnessPolicy      string        `yaml:"witness-policy"`
 	WitnessFailOpen    bool          `yaml:"witness-fail-open"`
 	PublishTimeout     time.Duration `yaml:"publish-timeout"`
+	STICTRoots         string        `yaml:"stict-roots"`
+	STICTOrigin        string        `yaml:"stict-origin"`
+	STICTKey           string        `yaml:"stict-key"`
 }
 
 func parseConfig(args []string) (*config, error) {
@@ -49,6 +52,9 @@ func parseConfig(args []string) (*config, error) {
 	fs.StringVar(&c.WitnessPolicy, "witness-policy", "", "C2SP tlog-policy of the witnesses that must cosign each checkpoint (with URLs)")
 	fs.BoolVar(&c.WitnessFailOpen, "witness-fail-open", false, "publish checkpoints without the quorum when witnesses fail (not recommended)")
 	fs.DurationVar(&c.PublishTimeout, "publish-timeout", 30*time.Second, "how long a submission waits for a checkpoint covering it")
+	fs.StringVar(&c.STICTRoots, "stict-roots", "", "PEM file of the STI roots the STI-CT log accepts chains to (the STI-CT log runs only if set)")
+	fs.StringVar(&c.STICTOrigin, "stict-origin", "", "origin of the STI-CT log (default <public host>/stict, or the existing log's)")
+	fs.StringVar(&c.STICTKey, "stict-key", "", "STI-CT log key (SCTs and checkpoints), a private P-256 JWK (default <data>/keys/stict-p256.jwk)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -104,6 +110,9 @@ func (c *config) applyFile(path string, fs *flag.FlagSet) error {
 	set("iat-window", &c.IssuedAtWindow, fromFile.IssuedAtWindow)
 	set("witness-policy", &c.WitnessPolicy, fromFile.WitnessPolicy)
 	set("publish-timeout", &c.PublishTimeout, fromFile.PublishTimeout)
+	set("stict-roots", &c.STICTRoots, fromFile.STICTRoots)
+	set("stict-origin", &c.STICTOrigin, fromFile.STICTOrigin)
+	set("stict-key", &c.STICTKey, fromFile.STICTKey)
 	if !given["witness-fail-open"] && fromFile.WitnessFailOpen {
 		c.WitnessFailOpen = true
 	}
@@ -123,6 +132,7 @@ func (c *config) complete() error {
 	def(&c.VettingKey, "keys/vetting-checkpoint.key")
 	def(&c.ReceiptKey, "keys/receipt-es256.jwk")
 	def(&c.Agents, "agents.json")
+	def(&c.STICTKey, "keys/stict-p256.jwk")
 	if c.CheckpointInterval < 100*time.Millisecond {
 		return fmt.Errorf("-checkpoint-interval %s is below the 100ms minimum", c.CheckpointInterval)
 	}

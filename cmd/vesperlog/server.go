@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 
 	vlog "github.com/vesperlog/vesperlog/log"
 	"github.com/vesperlog/vesperlog/log/problem"
+	"github.com/vesperlog/vesperlog/log/stict"
 	"github.com/vesperlog/vesperlog/log/vetting"
 	"github.com/vesperlog/vesperlog/log/vetting/server"
 	"github.com/vesperlog/vesperlog/receipts"
@@ -41,6 +43,7 @@ type app struct {
 	service  *server.Service
 	receipts *receipts.Signer
 	agents   *agentsFile
+	stict    *stictLog // nil unless -stict-roots is set
 }
 
 func newApp(ctx context.Context, cfg *config) (*app, error) {
@@ -82,7 +85,15 @@ func newApp(ctx context.Context, cfg *config) (*app, error) {
 		return nil, err
 	}
 
-	pol, witnesses, err := witnessPolicy(cfg.WitnessPolicy, ck.VKey)
+	vkeys := []string{ck.VKey}
+	var ss *stict.Signer
+	if cfg.STICTRoots != "" {
+		if ss, err = stictSigner(cfg, pub.Host); err != nil {
+			return nil, err
+		}
+		vkeys = append(vkeys, ss.VKey())
+	}
+	pol, witnesses, err := witnessPolicy(cfg.WitnessPolicy, vkeys...)
 	if err != nil {
 		return nil, err
 	}
@@ -102,8 +113,15 @@ func newApp(ctx context.Context, cfg *config) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
+	var sl *stictLog
+	if ss != nil {
+		if sl, err = openSTICT(ctx, cfg, ss, witnesses, rs); err != nil {
+			return nil, errors.Join(err, l.Close(ctx))
+		}
+	}
 	return &app{
 		cfg:      cfg,
+		stict:    sl,
 		metrics:  metrics,
 		policy:   pol,
 		vetting:  l,
@@ -120,31 +138,42 @@ func newApp(ctx context.Context, cfg *config) (*app, error) {
 	}, nil
 }
 
-// witnessPolicy returns the policy the vetting log publishes and its
-// checkpoints meet: the operator's C2SP tlog-policy with the log added if
-// it is not listed, or the log alone with quorum none. It also returns the
+// witnessPolicy returns the policy the logs publish and their checkpoints
+// meet: the operator's C2SP tlog-policy with the logs added if they are
+// not listed, or the logs alone with quorum none. It also returns the
 // witnesses for Tessera, which reads the same syntax (and needs each
 // witness's URL, its tlog-witness submission prefix).
-func witnessPolicy(path, vkey string) (*policy.Policy, *tessera.WitnessGroup, error) {
-	if path == "" {
-		p, err := policy.ForLog(vkey)
-		return p, nil, err
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, nil, fmt.Errorf("witness policy: %w", err)
+func witnessPolicy(path string, vkeys ...string) (*policy.Policy, *tessera.WitnessGroup, error) {
+	var b []byte
+	if path != "" {
+		var err error
+		if b, err = os.ReadFile(path); err != nil {
+			return nil, nil, fmt.Errorf("witness policy: %w", err)
+		}
+		p, err := policy.Parse(b)
+		if err != nil {
+			return nil, nil, fmt.Errorf("witness policy %s: %w", path, err)
+		}
+		for _, vkey := range vkeys {
+			name, _, _ := strings.Cut(vkey, "+")
+			if l, ok := p.Log(name); !ok {
+				b = append([]byte("log "+vkey+"\n"), b...)
+			} else if l.VKey != vkey {
+				return nil, nil, fmt.Errorf("witness policy %s lists log %s with another key", path, name)
+			}
+		}
+	} else {
+		for _, vkey := range vkeys {
+			b = append(b, "log "+vkey+"\n"...)
+		}
+		b = append(b, "quorum none\n"...)
 	}
 	p, err := policy.Parse(b)
 	if err != nil {
-		return nil, nil, fmt.Errorf("witness policy %s: %w", path, err)
+		return nil, nil, fmt.Errorf("witness policy %s with the logs added: %w", path, err)
 	}
-	name, _, _ := strings.Cut(vkey, "+")
-	if l, ok := p.Log(name); !ok {
-		if p, err = policy.Parse(append([]byte("log "+vkey+"\n"), b...)); err != nil {
-			return nil, nil, fmt.Errorf("witness policy %s with the vetting log added: %w", path, err)
-		}
-	} else if l.VKey != vkey {
-		return nil, nil, fmt.Errorf("witness policy %s lists log %s with another key", path, name)
+	if path == "" {
+		return p, nil, nil
 	}
 	for _, w := range p.Witnesses() {
 		if w.URL == "" {
@@ -162,6 +191,10 @@ func (s *app) handler() http.Handler {
 	mux := http.NewServeMux()
 	s.vetting.HandleReads(mux, vettingPrefix)
 	s.service.Handle(mux, vettingPrefix)
+	if s.stict != nil {
+		s.stict.log.HandleReads(mux, stictPrefix)
+		s.stict.service.Handle(mux, stictPrefix)
+	}
 	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, r *http.Request) {
 		problem.WriteJSON(w, s.jwks())
 	})
@@ -209,7 +242,7 @@ func (s *app) jwks() jose.JSONWebKeySet {
 
 func (s *app) transparencyConfiguration() receipts.Configuration {
 	base := s.cfg.PublicURL + vettingPrefix
-	return receipts.Configuration{
+	c := receipts.Configuration{
 		Logs: []receipts.LogConfiguration{{
 			Name:   "vetting",
 			Origin: s.vetting.Origin(),
@@ -226,6 +259,24 @@ func (s *app) transparencyConfiguration() receipts.Configuration {
 		ReceiptKeys:   s.jwks(),
 		WitnessPolicy: s.policy.String(),
 	}
+	if s.stict != nil {
+		base := s.cfg.PublicURL + stictPrefix
+		c.Logs = append(c.Logs, receipts.LogConfiguration{
+			Name:   "stict",
+			Origin: s.stict.log.Origin(),
+			VKey:   s.stict.signer.VKey(),
+			URL:    base,
+			Endpoints: map[string]string{
+				"add_chain":       base + "/v1/add-chain",
+				"add_pre_chain":   base + "/v1/add-pre-chain",
+				"get_roots":       base + "/v1/get-roots",
+				"get_sth":         base + "/v1/get-sth",
+				"receipt":         base + "/v1/receipt/{index}",
+				"receipt_by_hash": base + "/v1/receipt-by-hash?hash={hash}",
+			},
+		})
+	}
+	return c
 }
 
 // announce prints what a user needs to reach and trust the logs.
@@ -236,13 +287,31 @@ func (s *app) announce(w io.Writer, addr string) {
 	fmt.Fprintf(w, "receipt keys:       %s/.well-known/jwks.json\n", s.cfg.PublicURL)
 	fmt.Fprintf(w, "trust document:     %s/.well-known/transparency-configuration\n", s.cfg.PublicURL)
 	fmt.Fprintf(w, "agents file:        %s (%d registered)\n", s.cfg.Agents, s.agents.get().Len())
+	if s.stict != nil {
+		fmt.Fprintf(w, "STI-CT log origin:  %s\n", s.stict.log.Origin())
+		fmt.Fprintf(w, "STI-CT log vkey:    %s\n", s.stict.signer.VKey())
+		fmt.Fprintf(w, "STI-CT log ID:      %s\n", base64.StdEncoding.EncodeToString(logID(s.stict.signer)))
+		fmt.Fprintf(w, "STI-CT public key:  %s\n", stictPublicKeyFile(s.cfg))
+		fmt.Fprintf(w, "STI-CT roots:       %s (%d accepted)\n", s.cfg.STICTRoots, len(s.stict.roots.Certs()))
+	} else {
+		fmt.Fprintf(w, "STI-CT log:         off (set -stict-roots to run it)\n")
+	}
 	if n := len(s.policy.Witnesses()); n > 0 {
 		fmt.Fprintf(w, "witnesses:          %d, quorum %s\n", n, s.policy.Quorum())
 	}
 }
 
 func (s *app) close(ctx context.Context) error {
-	return s.vetting.Close(ctx)
+	err := s.vetting.Close(ctx)
+	if s.stict != nil {
+		err = errors.Join(err, s.stict.log.Close(ctx))
+	}
+	return err
+}
+
+func logID(s *stict.Signer) []byte {
+	id := s.LogID()
+	return id[:]
 }
 
 // agentsFile is the agents registry, reloaded when its file changes so that

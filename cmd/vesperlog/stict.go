@@ -1,0 +1,157 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/transparency-dev/tessera"
+
+	vlog "github.com/vesperlog/vesperlog/log"
+	"github.com/vesperlog/vesperlog/log/stict"
+	stictserver "github.com/vesperlog/vesperlog/log/stict/server"
+	"github.com/vesperlog/vesperlog/receipts"
+	"github.com/vesperlog/vesperlog/storage"
+	"github.com/vesperlog/vesperlog/storage/keys"
+)
+
+// stictPrefix is where the STI-CT log's API lives.
+const stictPrefix = "/stict"
+
+// stictLog is the running STI-CT log.
+type stictLog struct {
+	signer  *stict.Signer
+	roots   *stict.Roots
+	log     *vlog.Log
+	service *stictserver.Service
+}
+
+// stictSigner loads (or creates) the STI-CT log's key. The origin is
+// -stict-origin, else the existing log's (its checkpoint's first line), else
+// <public host>/stict: a log keeps its origin when the public URL changes.
+func stictSigner(cfg *config, host string) (*stict.Signer, error) {
+	existing, err := checkpointOrigin(filepath.Join(cfg.Data, "stict", "checkpoint"))
+	if err != nil {
+		return nil, err
+	}
+	origin := cfg.STICTOrigin
+	switch {
+	case origin != "" && existing != "" && origin != existing:
+		return nil, fmt.Errorf("-stict-origin %q, but the log in %s is %q", origin, cfg.Data, existing)
+	case origin == "" && existing != "":
+		origin = existing
+	case origin == "":
+		origin = host + stictPrefix
+	}
+	k, created, err := keys.LoadOrCreateJWK(cfg.STICTKey, "ES256")
+	if err != nil {
+		return nil, fmt.Errorf("STI-CT log key: %w", err)
+	}
+	if created {
+		slog.Info("created STI-CT log key", "file", cfg.STICTKey)
+	}
+	ek, ok := k.Key.(*ecdsa.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("STI-CT log key %s is not a P-256 private key", cfg.STICTKey)
+	}
+	s, err := stict.NewSigner(origin, ek)
+	if err != nil {
+		return nil, fmt.Errorf("STI-CT log key %s: %w", cfg.STICTKey, err)
+	}
+	// The public key as CT tools take it (ctclient --pub_key).
+	spki, err := x509.MarshalPKIXPublicKey(ek.Public())
+	if err != nil {
+		return nil, err
+	}
+	pubPEM := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: spki})
+	if old, err := os.ReadFile(stictPublicKeyFile(cfg)); err != nil || !bytes.Equal(old, pubPEM) {
+		if err := keys.WriteFile(stictPublicKeyFile(cfg), pubPEM, 0o644); err != nil {
+			return nil, fmt.Errorf("writing STI-CT public key: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// stictPublicKeyFile is where the STI-CT log's public key is written, PEM.
+func stictPublicKeyFile(cfg *config) string {
+	return strings.TrimSuffix(cfg.STICTKey, ".jwk") + ".pub.pem"
+}
+
+// checkpointOrigin returns the first line of a checkpoint file, or "" if
+// there is none yet.
+func checkpointOrigin(path string) (string, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading STI-CT checkpoint: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	if !sc.Scan() {
+		return "", fmt.Errorf("STI-CT checkpoint %s is empty", path)
+	}
+	return sc.Text(), nil
+}
+
+// openSTICT starts the STI-CT log.
+func openSTICT(ctx context.Context, cfg *config, signer *stict.Signer, witnesses *tessera.WitnessGroup, rs *receipts.Signer) (*stictLog, error) {
+	pemBytes, err := os.ReadFile(cfg.STICTRoots)
+	if err != nil {
+		return nil, fmt.Errorf("-stict-roots: %w", err)
+	}
+	roots, err := stict.ParseRoots(pemBytes)
+	if err != nil {
+		return nil, fmt.Errorf("-stict-roots %s: %w", cfg.STICTRoots, err)
+	}
+	sc := storage.Config{Backend: cfg.Storage, Dir: cfg.Data}
+	st, err := storage.Open(ctx, sc, "stict")
+	if err != nil {
+		return nil, err
+	}
+	leafHashes, err := storage.OpenIndex(ctx, sc, "stict", "leafhash")
+	if err != nil {
+		return nil, err
+	}
+	issuers, err := stictserver.OpenIssuers(filepath.Join(cfg.Data, "stict", "issuer"))
+	if err != nil {
+		return nil, err
+	}
+	l, err := vlog.Open(ctx, st.Driver, vlog.Options{
+		Signer:             signer,
+		CT:                 true,
+		SplitBundle:        stict.SplitTile,
+		Antispam:           st.Antispam,
+		CheckpointInterval: cfg.CheckpointInterval,
+		Witnesses:          witnesses,
+		WitnessFailOpen:    cfg.WitnessFailOpen,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &stictLog{
+		signer: signer,
+		roots:  roots,
+		log:    l,
+		service: stictserver.New(stictserver.Config{
+			Log:            l,
+			Signer:         signer,
+			Roots:          roots,
+			Issuers:        issuers,
+			LeafHashes:     l.NewIndex(leafHashes, stictserver.LeafHash),
+			Receipts:       rs,
+			PublishTimeout: cfg.PublishTimeout,
+		}),
+	}, nil
+}
