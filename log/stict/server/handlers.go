@@ -27,10 +27,18 @@ type ReceiptResponse struct {
 }
 
 // Handle registers the STI-CT API under prefix (for example "/stict"):
-// the RFC 6962 endpoints under v1/, receipts, and static-ct-api's issuer/.
-// The checkpoint and tiles are the log's own reads (log.HandleReads).
+// the RFC 6962 endpoints under v1/ (the STI-CT draft's paths) and again
+// under ct/v1/ (RFC 6962's, which CT tools such as ctclient append to a
+// log's URL), receipts, and static-ct-api's issuer/. The checkpoint and
+// tiles are the log's own reads (log.HandleReads).
 func (s *Service) Handle(mux *http.ServeMux, prefix string) {
-	v1 := prefix + "/v1/"
+	for _, v1 := range []string{prefix + "/v1/", prefix + "/ct/v1/"} {
+		s.handleV1(mux, v1)
+	}
+	mux.HandleFunc("GET "+prefix+"/issuer/{fingerprint}", s.handleIssuer)
+}
+
+func (s *Service) handleV1(mux *http.ServeMux, v1 string) {
 	mux.HandleFunc("POST "+v1+"add-chain", s.handleAdd(false))
 	mux.HandleFunc("POST "+v1+"add-pre-chain", s.handleAdd(true))
 	mux.HandleFunc("GET "+v1+"get-roots", s.handleRoots)
@@ -40,7 +48,6 @@ func (s *Service) Handle(mux *http.ServeMux, prefix string) {
 	mux.HandleFunc("GET "+v1+"get-entries", s.handleEntries)
 	mux.HandleFunc("GET "+v1+"receipt/{index}", s.handleReceipt)
 	mux.HandleFunc("GET "+v1+"receipt-by-hash", s.handleReceiptByHash)
-	mux.HandleFunc("GET "+prefix+"/issuer/{fingerprint}", s.handleIssuer)
 }
 
 func (s *Service) handleAdd(precert bool) http.HandlerFunc {
