@@ -35,8 +35,6 @@ type dedup struct {
 	// probe is inner's decorator around a delegate that never adds: it
 	// answers IsDup for a known identity and errNotLogged otherwise.
 	probe tessera.AddFn
-	// reader is set once by Open, before any Add.
-	reader tessera.LogReader
 
 	// mu guards the check-then-insert on recent, so that concurrent
 	// submissions of one identity add it once.

@@ -81,11 +81,12 @@ func Open(ctx context.Context, driver tessera.Driver, o Options) (*Log, error) {
 		WithCheckpointInterval(interval).
 		WithBatching(tessera.DefaultBatchMaxSize, DefaultBatchMaxAge)
 	var d *dedup
+	gate := newCatchUp(o.Antispam)
 	if o.CT {
 		// The layout first: WithAntispam takes its bundle hasher.
-		opts = opts.WithCTLayout().WithAntispam(tessera.DefaultAntispamInMemorySize, o.Antispam)
+		opts = opts.WithCTLayout().WithAntispam(tessera.DefaultAntispamInMemorySize, gate)
 	} else {
-		d = newDedup(o.Antispam, o.Identity)
+		d = newDedup(gate, o.Identity)
 		opts = opts.WithAntispam(tessera.DefaultAntispamInMemorySize, d)
 	}
 	if o.Witnesses != nil {
@@ -98,8 +99,9 @@ func Open(ctx context.Context, driver tessera.Driver, o Options) (*Log, error) {
 		cancel()
 		return nil, fmt.Errorf("starting log %q: %w", o.Signer.Name(), err)
 	}
-	if d != nil {
-		d.reader = reader
+	if err := gate.start(ctx, reader); err != nil {
+		cancel()
+		return nil, fmt.Errorf("starting log %q: %w", o.Signer.Name(), errors.Join(err, shutdown(ctx)))
 	}
 	return &Log{
 		origin:   o.Signer.Name(),
