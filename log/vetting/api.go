@@ -1,6 +1,10 @@
 package vetting
 
-import "github.com/vesperlog/vesperlog/log/problem"
+import (
+	"encoding/json"
+
+	"github.com/vesperlog/vesperlog/log/problem"
+)
 
 // The JSON bodies of the vetting log's HTTP API (see log/vetting/server).
 
@@ -10,6 +14,18 @@ type AddResponse struct {
 	Duplicate bool             `json:"duplicate"`
 	Receipt   string           `json:"receipt,omitempty"`
 	Problem   *problem.Details `json:"problem,omitempty"`
+}
+
+// MarshalJSON writes a failed item as its problem alone: an index or a
+// duplicate flag next to it would be read as a result.
+func (r AddResponse) MarshalJSON() ([]byte, error) {
+	if r.Problem != nil {
+		return json.Marshal(struct {
+			Problem *problem.Details `json:"problem"`
+		}{r.Problem})
+	}
+	type plain AddResponse
+	return json.Marshal(plain(r))
 }
 
 // BatchRequest is the body of an add-batch.

@@ -11,12 +11,15 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"math/big"
 	"os"
 	"strings"
 	"testing"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/vesperlog/vesperlog/log/problem"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/leaf-v1.json")
@@ -404,5 +407,22 @@ func BenchmarkVerifyStatement(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestAddResponseProblem: a failed batch item carries its problem and no
+// index or duplicate flag that could be read as a result.
+func TestAddResponseProblem(t *testing.T) {
+	p := problem.For(fmt.Errorf("%w: busy", problem.ErrOverloaded))
+	b, err := json.Marshal(AddResponse{Index: 3, Duplicate: true, Problem: &p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "index") || strings.Contains(string(b), "duplicate") || !strings.Contains(string(b), `"status":503`) {
+		t.Fatalf("failed item: %s", b)
+	}
+	b, _ = json.Marshal(AddResponse{Index: 0, Receipt: "r"})
+	if string(b) != `{"index":0,"duplicate":false,"receipt":"r"}` {
+		t.Fatalf("item: %s", b)
 	}
 }

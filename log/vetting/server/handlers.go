@@ -58,14 +58,35 @@ func (s *Service) handleAddBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := vetting.BatchResponse{Entries: make([]vetting.AddResponse, len(res))}
+	failed, overloaded := 0, false
 	for i, x := range res {
 		out.Entries[i] = vetting.AddResponse{Index: x.Index, Duplicate: x.Duplicate, Receipt: x.Receipt}
 		if x.Err != nil {
 			p := problem.For(x.Err)
 			out.Entries[i] = vetting.AddResponse{Problem: &p}
+			failed++
+			overloaded = overloaded || p.Status == http.StatusServiceUnavailable
 		}
 	}
+	// A batch in which nothing succeeded, for one reason, is that
+	// problem: a client that checks only the status must not see 200.
+	if failed == len(res) && sameStatus(out.Entries) {
+		problem.WriteDetails(w, *out.Entries[0].Problem)
+		return
+	}
+	if overloaded {
+		w.Header().Set("Retry-After", problem.RetryAfter)
+	}
 	problem.WriteJSON(w, out)
+}
+
+func sameStatus(entries []vetting.AddResponse) bool {
+	for _, e := range entries {
+		if e.Problem.Status != entries[0].Problem.Status {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Service) handleReceipt(w http.ResponseWriter, r *http.Request) {

@@ -362,9 +362,15 @@ func TestOverload(t *testing.T) {
 	if code != 503 || hdr.Get("Retry-After") == "" || hdr.Get("Content-Type") != "application/problem+json" {
 		t.Fatalf("overloaded add: %d %v %s", code, hdr, out)
 	}
+	// A batch in which every statement is pushed back is a 503 too.
+	body, _ := json.Marshal(vetting.BatchRequest{Statements: []string{stmt, h.statement(h.es, 3, "", h.now)}})
+	code, hdr, out = h.post("/v1/add-batch", "application/json", string(body))
+	if code != 503 || hdr.Get("Retry-After") == "" || hdr.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("overloaded batch: %d %v %s", code, hdr, out)
+	}
 	time.Sleep(150 * time.Millisecond)
 	if n := h.size(); n != 1 {
-		t.Fatalf("log size %d after a refused add, want 1", n)
+		t.Fatalf("log size %d after refused adds, want 1", n)
 	}
 	o.on.Store(false)
 	if r := h.add(stmt); r.Duplicate || r.Index != 1 {

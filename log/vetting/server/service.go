@@ -232,6 +232,19 @@ func (s *Service) Lookup(ctx context.Context, agent, digest [32]byte) (uint64, e
 	if !ok {
 		return 0, fmt.Errorf("%w: this agent has not logged this digest", problem.ErrNotFound)
 	}
+	// The dedup store may know an entry before a checkpoint covers it; an
+	// index is only useful once its receipt can be had.
+	cp, err := s.cfg.Log.Checkpoint(ctx)
+	if err != nil {
+		return 0, err
+	}
+	size, err := vlog.CheckpointSize(cp)
+	if err != nil {
+		return 0, err
+	}
+	if idx >= size {
+		return 0, fmt.Errorf("%w: this digest is logged at %d but not yet published (checkpoint size %d); ask again in a second", problem.ErrNotFound, idx, size)
+	}
 	return idx, nil
 }
 
