@@ -16,6 +16,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/vesperlog/vesperlog/log/problem"
+	"github.com/vesperlog/vesperlog/witness/policy"
 )
 
 // Defaults of Options.
@@ -283,4 +284,17 @@ func CheckpointSize(signed []byte) (uint64, error) {
 		return 0, fmt.Errorf("parsing checkpoint: %w", err)
 	}
 	return c.Size, nil
+}
+
+// MeetsPolicy checks that a checkpoint of the log meets p (if set), as a
+// receipt's must; if not, the log published without its witness quorum
+// and the error is problem.ErrOverloaded, to be retried.
+func MeetsPolicy(p *policy.Policy, checkpoint []byte) error {
+	if p == nil {
+		return nil
+	}
+	if _, err := p.Verify(checkpoint); err != nil {
+		return fmt.Errorf("%w: the latest checkpoint does not meet the witness policy, so no receipt can be issued yet: %v", problem.ErrOverloaded, err)
+	}
+	return nil
 }

@@ -115,7 +115,7 @@ func newApp(ctx context.Context, cfg *config) (*app, error) {
 	}
 	var sl *stictLog
 	if ss != nil {
-		if sl, err = openSTICT(ctx, cfg, ss, witnesses, rs); err != nil {
+		if sl, err = openSTICT(ctx, cfg, ss, witnesses, pol, rs); err != nil {
 			return nil, errors.Join(err, l.Close(ctx))
 		}
 	}
@@ -134,6 +134,7 @@ func newApp(ctx context.Context, cfg *config) (*app, error) {
 			Receipts:       rs,
 			IssuedAtWindow: cfg.IssuedAtWindow,
 			PublishTimeout: cfg.PublishTimeout,
+			Policy:         pol,
 		}),
 	}, nil
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/vesperlog/vesperlog/receipts"
 	"github.com/vesperlog/vesperlog/storage"
 	"github.com/vesperlog/vesperlog/storage/keys"
+	"github.com/vesperlog/vesperlog/witness/policy"
 )
 
 // stictPrefix is where the STI-CT log's API lives.
@@ -106,7 +107,7 @@ func checkpointOrigin(path string) (string, error) {
 }
 
 // openSTICT starts the STI-CT log.
-func openSTICT(ctx context.Context, cfg *config, signer *stict.Signer, witnesses *tessera.WitnessGroup, rs *receipts.Signer) (*stictLog, error) {
+func openSTICT(ctx context.Context, cfg *config, signer *stict.Signer, witnesses *tessera.WitnessGroup, pol *policy.Policy, rs *receipts.Signer) (*stictLog, error) {
 	pemBytes, err := os.ReadFile(cfg.STICTRoots)
 	if err != nil {
 		return nil, fmt.Errorf("-stict-roots: %w", err)
@@ -152,6 +153,7 @@ func openSTICT(ctx context.Context, cfg *config, signer *stict.Signer, witnesses
 			LeafHashes:     l.NewIndex(leafHashes, stictserver.LeafHash),
 			Receipts:       rs,
 			PublishTimeout: cfg.PublishTimeout,
+			Policy:         pol,
 		}),
 	}, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/vesperlog/vesperlog/log/problem"
 	"github.com/vesperlog/vesperlog/log/stict"
 	"github.com/vesperlog/vesperlog/receipts"
+	"github.com/vesperlog/vesperlog/witness/policy"
 )
 
 // Defaults of Config.
@@ -42,6 +43,9 @@ type Config struct {
 	// PublishTimeout bounds the wait for a checkpoint covering a new
 	// entry; 0 means DefaultPublishTimeout.
 	PublishTimeout time.Duration
+	// Policy, if set, is what receipts' checkpoints must meet (see the
+	// vetting server's).
+	Policy *policy.Policy
 }
 
 // Service is the STI-CT log's API. It is safe for concurrent use.
@@ -270,6 +274,9 @@ func (s *Service) Roots() [][]byte {
 func (s *Service) Receipt(ctx context.Context, index uint64) (string, error) {
 	cp, size, err := s.current(ctx)
 	if err != nil {
+		return "", err
+	}
+	if err := vlog.MeetsPolicy(s.cfg.Policy, cp); err != nil {
 		return "", err
 	}
 	p, err := s.cfg.Log.Prover(ctx, size)

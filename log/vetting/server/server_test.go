@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	fnote "github.com/transparency-dev/formats/note"
 	"github.com/transparency-dev/tessera"
 	"github.com/transparency-dev/tessera/storage/posix"
 	badger "github.com/transparency-dev/tessera/storage/posix/antispam"
@@ -375,5 +376,37 @@ func TestOverload(t *testing.T) {
 	o.on.Store(false)
 	if r := h.add(stmt); r.Duplicate || r.Index != 1 {
 		t.Fatalf("after the overload: %+v", r)
+	}
+}
+
+// TestReceiptsNeedQuorum: a log whose checkpoints lack the witness quorum
+// (published fail-open) issues no receipts: 503, so the client retries.
+func TestReceiptsNeedQuorum(t *testing.T) {
+	h := newHarness(t)
+	h.add(h.statement(h.es, 1, "", h.now))
+	_, edvkey, err := note.GenerateKey(rand.Reader, "witness.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wvkey, err := fnote.VKeyToCosignatureV1(edvkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := h.trust.Policy.Logs()
+	pol, err := policy.Parse([]byte("log " + logs[0].VKey + "\nwitness w " + wvkey + "\nquorum w\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	rs, _ := receipts.NewSigner(rk)
+	s := New(Config{Log: h.log, Receipts: rs, Policy: pol})
+	_, err = s.Receipt(context.Background(), 0)
+	if p := problem.For(err); p.Status != 503 || !strings.Contains(p.Detail, "witness policy") {
+		t.Fatalf("receipt without the quorum: %v", err)
+	}
+	// With the log's own policy (no witnesses), the same receipt is issued.
+	s = New(Config{Log: h.log, Receipts: rs, Policy: h.trust.Policy})
+	if _, err := s.Receipt(context.Background(), 0); err != nil {
+		t.Fatal(err)
 	}
 }

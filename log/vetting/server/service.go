@@ -13,6 +13,7 @@ import (
 	"github.com/vesperlog/vesperlog/log/problem"
 	"github.com/vesperlog/vesperlog/log/vetting"
 	"github.com/vesperlog/vesperlog/receipts"
+	"github.com/vesperlog/vesperlog/witness/policy"
 )
 
 // Defaults of Config.
@@ -37,6 +38,10 @@ type Config struct {
 	// PublishTimeout bounds the wait for a checkpoint covering a new entry
 	// (witnesses may be slow or down); 0 means DefaultPublishTimeout.
 	PublishTimeout time.Duration
+	// Policy, if set, is what receipts' checkpoints must meet. A log that
+	// publishes without its quorum (witness-fail-open) then answers 503
+	// rather than hand out receipts its verifiers would refuse.
+	Policy *policy.Policy
 }
 
 // Service is the vetting log's write side. It is safe for concurrent use.
@@ -261,6 +266,9 @@ type receiptBuilder struct {
 }
 
 func (s *Service) newReceiptBuilder(ctx context.Context, cp []byte) (*receiptBuilder, error) {
+	if err := vlog.MeetsPolicy(s.cfg.Policy, cp); err != nil {
+		return nil, err
+	}
 	size, err := vlog.CheckpointSize(cp)
 	if err != nil {
 		return nil, err
