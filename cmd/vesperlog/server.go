@@ -114,10 +114,15 @@ func newApp(ctx context.Context, cfg *config) (*app, error) {
 		return nil, err
 	}
 	var sl *stictLog
+	logs := map[string]*vlog.Log{"vetting": l}
 	if ss != nil {
 		if sl, err = openSTICT(ctx, cfg, ss, witnesses, pol, rs); err != nil {
 			return nil, errors.Join(err, l.Close(ctx))
 		}
+		logs["stict"] = sl.log
+	}
+	if err := registerLogGauges(logs); err != nil {
+		return nil, err
 	}
 	return &app{
 		cfg:      cfg,

@@ -160,6 +160,17 @@ func TestWitnessedLog(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^tessera_appender_witness_requests_total\{error_type="failed"[^}]*\} [1-9]`).Match(metrics) {
 		t.Fatalf("no failed witness requests in /metrics:\n%s", grepLines(string(metrics), "witness"))
 	}
+	// The labelled gauges show the vetting log's entry integrated but not published.
+	gauge := func(name string) string {
+		m := regexp.MustCompile(`(?m)^vesperlog_log_` + name + `\{log="vetting"[^}]*\} (\d+)$`).FindSubmatch(metrics)
+		if m == nil {
+			t.Fatalf("no %s gauge for the vetting log:\n%s", name, grepLines(string(metrics), "vesperlog_log"))
+		}
+		return string(m[1])
+	}
+	if integrated, published := gauge("integrated_size"), gauge("published_size"); integrated != "2" || published != "1" {
+		t.Fatalf("vetting log integrated %s, published %s; want 2 and 1", integrated, published)
+	}
 
 	// w2 comes back with its state: the pending entry gets published.
 	startWitness(t, wbin, dir, "w2", w2addr)
