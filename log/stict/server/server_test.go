@@ -37,7 +37,7 @@ import (
 )
 
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	url    string
 	dir    string
 	signer *stict.Signer
@@ -45,7 +45,7 @@ type harness struct {
 	trust  receipts.Trust
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -158,7 +158,7 @@ func (h *harness) sth() *ct.SignedTreeHead {
 	return sth
 }
 
-func ctChain(t *testing.T, der ...[]byte) []*ctx509.Certificate {
+func ctChain(t testing.TB, der ...[]byte) []*ctx509.Certificate {
 	t.Helper()
 	var out []*ctx509.Certificate
 	for _, d := range der {

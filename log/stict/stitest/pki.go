@@ -50,6 +50,38 @@ type PKI struct {
 	// PrecertSigner is a Precertificate Signing Certificate of the
 	// intermediate (RFC 6962 §3.1); DelegatedPrecert is signed by it.
 	PrecertSigner, DelegatedPrecert *Cert
+
+	now time.Time
+}
+
+// NewTN issues another telephone-number certificate under the
+// intermediate, named name (for load tests, which need many).
+func (p *PKI) NewTN(name string) (*Cert, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:    serial,
+		Subject:         pkix.Name{CommonName: name, Organization: []string{"vesperlog test"}},
+		NotBefore:       p.now.Add(-time.Hour),
+		NotAfter:        p.now.Add(365 * 24 * time.Hour),
+		KeyUsage:        x509.KeyUsageDigitalSignature,
+		ExtraExtensions: []pkix.Extension{{Id: oidTNAuthList, Value: TNAuthListDER}},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.Intermediate.Cert, key.Public(), p.Intermediate.Key)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	return &Cert{Cert: c, DER: der, Key: key}, nil
 }
 
 // Chain returns c's chain as submitted: c, then the intermediate.
@@ -81,6 +113,7 @@ var badDER = []byte{0x30, 0x08, 0xa0, 0x06, 0x13, 0x04, '1', '2', '3', '4'}
 // Generate makes a new test PKI, valid around now.
 func Generate(now time.Time) (*PKI, error) {
 	p := &PKI{}
+	p.now = now
 	var err error
 	mk := func(name string, issuer *Cert, ca bool, mod func(*x509.Certificate)) *Cert {
 		if err != nil {
