@@ -73,3 +73,36 @@ func TestValidateChain(t *testing.T) {
 		})
 	}
 }
+
+// FuzzValidateChain: any submitted bytes are refused with one of the
+// documented errors, or accepted only as a chain to the test root with a
+// parsed TNAuthList.
+func FuzzValidateChain(f *testing.F) {
+	now := time.Now()
+	p, err := stitest.Generate(now)
+	if err != nil {
+		f.Fatal(err)
+	}
+	roots, err := ParseRoots(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.Root.DER}))
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, c := range []*stitest.Cert{p.TN, p.SPC, p.Precert, p.BadTNAuthList} {
+		ch := p.Chain(c)
+		f.Add(ch[0], ch[1], c == p.Precert)
+	}
+	f.Fuzz(func(t *testing.T, leaf, inter []byte, precert bool) {
+		v, err := ValidateChain([][]byte{leaf, inter}, roots, now, precert)
+		if err != nil {
+			for _, known := range []error{ErrMalformedChain, ErrUntrusted, ErrExpired, ErrKeyUsage, ErrPrecert, ErrTNAuthList} {
+				if errors.Is(err, known) {
+					return
+				}
+			}
+			t.Fatalf("undocumented error: %v", err)
+		}
+		if len(v.TNAuthList) == 0 || !v.Chain[len(v.Chain)-1].Equal(p.Root.Cert) {
+			t.Fatalf("accepted %+v", v)
+		}
+	})
+}
