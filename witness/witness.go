@@ -31,7 +31,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -65,9 +64,10 @@ const maxBody = 64 << 10
 
 // Witness cosigns checkpoints. Its methods are safe for concurrent use.
 type Witness struct {
-	signer note.Signer
-	logs   *policy.Policy // the logs it witnesses: origin and vkey
-	dir    string
+	signer  note.Signer
+	logs    *policy.Policy // the logs it witnesses: origin and vkey
+	dir     string
+	dirLock *os.File // holds the lock on dir while the witness lives
 
 	// mu guards locks; each per-log mutex serializes that log's
 	// check-and-update, held from reading the stored size to the fsync of
@@ -80,19 +80,11 @@ type Witness struct {
 // witnessing the logs listed in logs, with its state in dir. It takes an
 // exclusive lock on dir for the life of the process.
 func New(signer note.Signer, logs *policy.Policy, dir string) (*Witness, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	lock, err := keys.LockDir(dir, 0o700)
+	if err != nil {
 		return nil, fmt.Errorf("witness state: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("witness state lock: %w", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("witness state %s is in use by another process: %w", dir, err)
-	}
-	// f stays open (and locked) until the process exits.
-	return &Witness{signer: signer, logs: logs, dir: dir, locks: map[string]*sync.Mutex{}}, nil
+	return &Witness{dirLock: lock, signer: signer, logs: logs, dir: dir, locks: map[string]*sync.Mutex{}}, nil
 }
 
 func (w *Witness) lock(origin string) *sync.Mutex {

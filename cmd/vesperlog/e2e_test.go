@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -326,4 +327,18 @@ func independentCheck(t *testing.T, prefix, vkey, agentsFile string, wantSize ui
 	if !bytes.Equal(root[:], cp.Hash) {
 		t.Fatalf("sumdb/tlog computes root %x, the checkpoint says %x", root, cp.Hash)
 	}
+}
+
+// TestDataDirLocked: a second server on the same data directory refuses to
+// start rather than race the first for its keys and log.
+func TestDataDirLocked(t *testing.T) {
+	bin, _ := binaries(t)
+	dir := t.TempDir()
+	srv := startServer(t, bin, dir)
+	out, err := exec.Command(bin, "-addr", "127.0.0.1:0", "-data", filepath.Join(dir, "data")).CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), "in use by another process") {
+		t.Fatalf("second server on one data directory: %v\n%s", err, out)
+	}
+	srv.stop(t)
 }

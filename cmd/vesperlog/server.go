@@ -44,9 +44,18 @@ type app struct {
 	receipts *receipts.Signer
 	agents   *agentsFile
 	stict    *stictLog // nil unless -stict-roots is set
+	lock     *os.File  // the data directory's lock, held while the app lives
 }
 
 func newApp(ctx context.Context, cfg *config) (*app, error) {
+	var lock *os.File
+	if cfg.Storage == "" || cfg.Storage == storage.POSIX {
+		l, err := keys.LockDir(cfg.Data, 0o755)
+		if err != nil {
+			return nil, fmt.Errorf("data directory: %w", err)
+		}
+		lock = l
+	}
 	// First, so that the log's instruments report to it.
 	metrics, err := metricsHandler()
 	if err != nil {
@@ -126,6 +135,7 @@ func newApp(ctx context.Context, cfg *config) (*app, error) {
 	}
 	return &app{
 		cfg:      cfg,
+		lock:     lock,
 		stict:    sl,
 		metrics:  metrics,
 		policy:   pol,

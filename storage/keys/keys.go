@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/go-jose/go-jose/v4"
 	"golang.org/x/mod/sumdb/note"
@@ -209,3 +210,22 @@ func LoadJWK(path string) (*jose.JSONWebKey, error) {
 func decodeStd(s string) ([]byte, error) { return base64.StdEncoding.Strict().DecodeString(s) }
 
 func encodeURL(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+// LockDir takes an exclusive lock on dir (creating it, mode perm), so that
+// two processes never share it: two servers started at once on a fresh
+// directory would each create its keys. The lock lasts until the returned
+// file is closed, or garbage collected: keep it.
+func LockDir(dir string, perm os.FileMode) (*os.File, error) {
+	if err := os.MkdirAll(dir, perm); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("locking %s: %w", dir, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s is in use by another process: %w", dir, err)
+	}
+	return f, nil
+}

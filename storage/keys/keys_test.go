@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -99,4 +100,24 @@ func TestJWK(t *testing.T) {
 	if _, err := NewJWK("RS256"); err == nil {
 		t.Fatal("RS256 key generated")
 	}
+}
+
+// TestLockDir: a locked directory cannot be locked again, even after a
+// garbage collection, until its lock file is closed.
+func TestLockDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	l1, err := LockDir(dir, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.GC()
+	if _, err := LockDir(dir, 0o755); err == nil || !strings.Contains(err.Error(), "in use by another process") {
+		t.Fatalf("second lock: %v", err)
+	}
+	l1.Close()
+	l2, err := LockDir(dir, 0o755)
+	if err != nil {
+		t.Fatalf("lock after release: %v", err)
+	}
+	l2.Close()
 }
