@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -31,7 +32,29 @@ const (
 	maxCheckpoint = 1 << 20
 	maxTile       = 256 * 32
 	maxBundle     = 256 * (2 + 65535)
+	// maxDataTile bounds a static-ct-api data tile: 256 leaves of a
+	// certificate (or precertificate and its TBS) with a short chain.
+	maxDataTile = 256 * 256 << 10
+	maxIssuer   = 64 << 10
 )
+
+// IssuerFetcher is a Fetcher of a static-ct-api log, which also serves
+// the issuer certificates its data tiles name by SHA-256 fingerprint.
+type IssuerFetcher interface {
+	Fetcher
+	ReadIssuer(ctx context.Context, fingerprint [32]byte) ([]byte, error)
+}
+
+// bundlePath is where entry bundle index is: tlog-tiles' entries, or a
+// static-ct-api log's data tiles.
+func bundlePath(staticCT bool, index uint64, p uint8) (string, int64) {
+	if staticCT {
+		return "tile/data/" + layout.NWithSuffix(0, index, p), maxDataTile
+	}
+	return layout.EntriesPath(index, p), maxBundle
+}
+
+func issuerPath(fp [32]byte) string { return "issuer/" + hex.EncodeToString(fp[:]) }
 
 // HTTPOptions tune an HTTP fetcher; zero values take the defaults.
 type HTTPOptions struct {
@@ -40,6 +63,9 @@ type HTTPOptions struct {
 	Retries     int           // extra tries of a failed request; default 4
 	Backoff     time.Duration // first wait between tries, doubling; default 200ms
 	CacheTiles  int           // full tiles kept in memory; default 1024 (8 MiB)
+	// StaticCT reads a static-ct-api log: its entry bundles are data
+	// tiles (tile/data/), and the fetcher is an IssuerFetcher.
+	StaticCT bool
 }
 
 // NewHTTPFetcher returns a Fetcher of the log whose tlog-tiles prefix is
@@ -97,7 +123,14 @@ func (h *httpFetcher) ReadTile(ctx context.Context, level, index uint64, p uint8
 }
 
 func (h *httpFetcher) ReadEntryBundle(ctx context.Context, index uint64, p uint8) ([]byte, error) {
-	return partialOrFull(ctx, p, func(p uint8) ([]byte, error) { return h.get(ctx, layout.EntriesPath(index, p), maxBundle) })
+	return partialOrFull(ctx, p, func(p uint8) ([]byte, error) {
+		path, limit := bundlePath(h.o.StaticCT, index, p)
+		return h.get(ctx, path, limit)
+	})
+}
+
+func (h *httpFetcher) ReadIssuer(ctx context.Context, fp [32]byte) ([]byte, error) {
+	return h.get(ctx, issuerPath(fp), maxIssuer)
 }
 
 // get fetches one resource, retrying what may be transient.
@@ -159,12 +192,18 @@ func (h *httpFetcher) once(ctx context.Context, u string, limit int64) ([]byte, 
 
 // NewDirFetcher returns a Fetcher of a log stored in a directory: a mirror,
 // or a copy of a POSIX log.
-func NewDirFetcher(dir string) Fetcher { return dirFetcher(dir) }
+func NewDirFetcher(dir string) Fetcher { return dirFetcher{dir: dir} }
 
-type dirFetcher string
+// NewStaticCTDirFetcher is NewDirFetcher for a static-ct-api log.
+func NewStaticCTDirFetcher(dir string) IssuerFetcher { return dirFetcher{dir: dir, staticCT: true} }
+
+type dirFetcher struct {
+	dir      string
+	staticCT bool
+}
 
 func (d dirFetcher) read(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(filepath.Join(string(d), filepath.FromSlash(path)))
+	f, err := os.Open(filepath.Join(d.dir, filepath.FromSlash(path)))
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +224,11 @@ func (d dirFetcher) ReadTile(ctx context.Context, level, index uint64, p uint8) 
 }
 
 func (d dirFetcher) ReadEntryBundle(ctx context.Context, index uint64, p uint8) ([]byte, error) {
-	return partialOrFull(ctx, p, func(p uint8) ([]byte, error) { return d.read(layout.EntriesPath(index, p), maxBundle) })
+	return partialOrFull(ctx, p, func(p uint8) ([]byte, error) { return d.read(bundlePath(d.staticCT, index, p)) })
+}
+
+func (d dirFetcher) ReadIssuer(_ context.Context, fp [32]byte) ([]byte, error) {
+	return d.read(issuerPath(fp), maxIssuer)
 }
 
 // partialOrFull reads a partial resource, or the full one once the log has

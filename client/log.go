@@ -14,6 +14,7 @@ import (
 	"github.com/transparency-dev/tessera/api/layout"
 	tclient "github.com/transparency-dev/tessera/client"
 
+	"github.com/vesperlog/vesperlog/log/stict"
 	"github.com/vesperlog/vesperlog/witness/policy"
 )
 
@@ -29,6 +30,27 @@ type Log struct {
 	Origin string
 	Policy *policy.Policy
 	Fetch  Fetcher
+	// StaticCT says the log is a static-ct-api log (the STI-CT log): its
+	// entries are data-tile leaves, hashed as their RFC 6962
+	// MerkleTreeLeaf. Its Fetch then reads data tiles (HTTPOptions.StaticCT).
+	StaticCT bool
+}
+
+// LeafHash returns the Merkle leaf hash of e: the RFC 6962 hash of the
+// entry, or of a static-ct-api leaf's MerkleTreeLeaf, once the leaf is
+// checked to parse whole and to name its own index.
+func (l *Log) LeafHash(e Entry) ([]byte, error) {
+	if !l.StaticCT {
+		return rfc6962.DefaultHasher.HashLeaf(e.Data), nil
+	}
+	leaf, rest, err := stict.ParseTileLeaf(e.Data)
+	if err != nil {
+		return nil, fmt.Errorf("entry %d: %w", e.Index, err)
+	}
+	if len(rest) != 0 || leaf.LeafIndex != e.Index {
+		return nil, fmt.Errorf("entry %d: data-tile leaf says it is entry %d", e.Index, leaf.LeafIndex)
+	}
+	return leaf.LeafHash(), nil
 }
 
 // Checkpoint fetches the log's latest checkpoint and verifies it.
@@ -223,22 +245,35 @@ func (l *Log) Entries(ctx context.Context, cp *policy.Checkpoint, from uint64, w
 				yield(Entry{}, err)
 				return
 			}
-			var eb api.EntryBundle
-			if err := eb.UnmarshalText(b.Data); err != nil {
+			entries, err := l.splitBundle(b.Data)
+			if err != nil {
 				yield(Entry{}, fmt.Errorf("entry bundle %d: %w", b.RangeInfo.Index, err))
 				return
 			}
 			// A full bundle may answer for a partial one: take only the range asked.
 			first, n := uint64(b.RangeInfo.First), uint64(b.RangeInfo.N)
-			if uint64(len(eb.Entries)) < first+n {
-				yield(Entry{}, fmt.Errorf("entry bundle %d has %d entries, want at least %d", b.RangeInfo.Index, len(eb.Entries), first+n))
+			if uint64(len(entries)) < first+n {
+				yield(Entry{}, fmt.Errorf("entry bundle %d has %d entries, want at least %d", b.RangeInfo.Index, len(entries), first+n))
 				return
 			}
 			for i := first; i < first+n; i++ {
-				if !yield(Entry{Index: b.RangeInfo.Index*256 + i, Data: eb.Entries[i]}, nil) {
+				if !yield(Entry{Index: b.RangeInfo.Index*256 + i, Data: entries[i]}, nil) {
 					return
 				}
 			}
 		}
 	}
+}
+
+// splitBundle splits an entry bundle, or a static-ct-api data tile, into
+// its entries.
+func (l *Log) splitBundle(b []byte) ([][]byte, error) {
+	if l.StaticCT {
+		return stict.SplitTile(b)
+	}
+	var eb api.EntryBundle
+	if err := eb.UnmarshalText(b); err != nil {
+		return nil, err
+	}
+	return eb.Entries, nil
 }

@@ -2,6 +2,7 @@ package stict
 
 import (
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/asn1"
 	"errors"
 	"fmt"
@@ -198,4 +199,20 @@ func (l *TileLeaf) LeafCertificate() []byte {
 		return l.Precertificate
 	}
 	return l.Certificate
+}
+
+// Parse returns the leaf's certificate (or precertificate) and its
+// TNAuthList, as a monitor reads them.
+func (l *TileLeaf) Parse() (*x509.Certificate, TNAuthList, error) {
+	c, err := x509.ParseCertificate(l.LeafCertificate())
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrMalformedChain, err)
+	}
+	for _, e := range c.Extensions {
+		if e.Id.Equal(OIDTNAuthList) {
+			tns, err := ParseTNAuthList(e.Value)
+			return c, tns, err
+		}
+	}
+	return c, nil, fmt.Errorf("%w: the certificate has no TNAuthList extension", ErrTNAuthList)
 }

@@ -207,3 +207,46 @@ func (l TNAuthList) HasSPC(spc string) bool {
 	}
 	return false
 }
+
+// Overlaps says whether l authorizes any of the count numbers from start,
+// by a single number or a range (of numbers of the same length).
+func (l TNAuthList) Overlaps(start string, count int64) bool {
+	s, ok := new(big.Int).SetString(start, 10)
+	if !ok || count <= 0 {
+		return false
+	}
+	end := new(big.Int).Add(s, big.NewInt(count)) // exclusive
+	in := func(tn string, n int64) bool {
+		a, ok := new(big.Int).SetString(tn, 10)
+		if !ok || len(tn) != len(start) {
+			return false
+		}
+		b := new(big.Int).Add(a, big.NewInt(n))
+		return a.Cmp(end) < 0 && b.Cmp(s) > 0
+	}
+	for _, e := range l {
+		switch {
+		case e.One != "" && in(e.One, 1):
+			return true
+		case e.Range != nil && in(e.Range.Start, e.Range.Count):
+			return true
+		}
+	}
+	return false
+}
+
+// String summarizes l: "spc:1234 range:12025550100+100 tn:18001231234".
+func (l TNAuthList) String() string {
+	var parts []string
+	for _, e := range l {
+		switch {
+		case e.SPC != "":
+			parts = append(parts, "spc:"+e.SPC)
+		case e.Range != nil:
+			parts = append(parts, fmt.Sprintf("range:%s+%d", e.Range.Start, e.Range.Count))
+		default:
+			parts = append(parts, "tn:"+e.One)
+		}
+	}
+	return strings.Join(parts, " ")
+}

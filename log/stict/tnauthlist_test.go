@@ -101,3 +101,29 @@ func TestTestPKIEncodings(t *testing.T) {
 		t.Fatalf("SPCDER: %+v, %v", l, err)
 	}
 }
+
+func TestOverlaps(t *testing.T) {
+	l := TNAuthList{{Range: &TNRange{Start: "12025550100", Count: 100}}, {One: "18001231234"}, {SPC: "1234"}}
+	for _, c := range []struct {
+		start string
+		count int64
+		want  bool
+	}{
+		{"12025550100", 1, true},
+		{"12025550199", 1, true},
+		{"12025550200", 1, false},
+		{"12025550000", 100, false},
+		{"12025550000", 101, true},
+		{"18001231230", 5, true},
+		{"18001231235", 5, false},
+		{"1202555010", 100, false}, // another length
+		{"x", 1, false},
+	} {
+		if got := l.Overlaps(c.start, c.count); got != c.want {
+			t.Errorf("Overlaps(%s, %d) = %v", c.start, c.count, got)
+		}
+	}
+	if s := l.String(); s != "range:12025550100+100 tn:18001231234 spc:1234" {
+		t.Errorf("String() = %q", s)
+	}
+}
