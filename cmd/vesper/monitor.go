@@ -16,9 +16,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/transparency-dev/merkle/rfc6962"
-
 	"github.com/vesperlog/vesperlog/client"
+	"github.com/vesperlog/vesperlog/log/stict"
 	"github.com/vesperlog/vesperlog/log/vetting"
 	"github.com/vesperlog/vesperlog/receipts"
 	"github.com/vesperlog/vesperlog/witness/policy"
@@ -27,6 +26,7 @@ import (
 // logFlags are the flags every log-reading command shares.
 type logFlags struct {
 	trust, name, url, dir string
+	logURL                string // set by open: where the log's API is
 }
 
 func (lf *logFlags) register(fs *flag.FlagSet) {
@@ -62,19 +62,36 @@ func (lf *logFlags) open() (*client.Log, error) {
 	if lc == nil {
 		return nil, fmt.Errorf("%s has no log %q", lf.trust, lf.name)
 	}
+	// A log signing RFC 6962 tree heads (key type 0x05) is a
+	// static-ct-api log: the STI-CT log.
+	staticCT := isStaticCT(lc.VKey)
+	lf.logURL = lc.URL
 	var f client.Fetcher
 	switch {
+	case lf.dir != "" && staticCT:
+		f = client.NewStaticCTDirFetcher(lf.dir)
 	case lf.dir != "":
 		f = client.NewDirFetcher(lf.dir)
 	case lf.url != "":
-		f, err = client.NewHTTPFetcher(lf.url, client.HTTPOptions{})
+		lf.logURL = lf.url
+		f, err = client.NewHTTPFetcher(lf.url, client.HTTPOptions{StaticCT: staticCT})
 	default:
-		f, err = client.NewHTTPFetcher(lc.URL, client.HTTPOptions{})
+		f, err = client.NewHTTPFetcher(lc.URL, client.HTTPOptions{StaticCT: staticCT})
 	}
 	if err != nil {
 		return nil, err
 	}
-	return &client.Log{Origin: lc.Origin, Policy: t.Policy, Fetch: f}, nil
+	return &client.Log{Origin: lc.Origin, Policy: t.Policy, Fetch: f, StaticCT: staticCT}, nil
+}
+
+// isStaticCT says whether vkey is an RFC 6962 note key (type 0x05).
+func isStaticCT(vkey string) bool {
+	parts := strings.SplitN(vkey, "+", 3)
+	if len(parts) != 3 {
+		return false
+	}
+	k, err := base64.StdEncoding.DecodeString(parts[2])
+	return err == nil && len(k) > 0 && k[0] == 0x05
 }
 
 // evidenceErr writes evidence, if err is some, and says where.
@@ -184,7 +201,9 @@ func runProof(ctx context.Context, args []string, stdout io.Writer) error {
 			if err != nil {
 				return err
 			}
-			h = rfc6962.DefaultHasher.HashLeaf(e.Data)
+			if h, err = l.LeafHash(e); err != nil {
+				return err
+			}
 			break
 		}
 	default:
@@ -210,6 +229,7 @@ func runAudit(ctx context.Context, args []string, stdout io.Writer) error {
 	state := fs.String("state", "", "audit the trusted checkpoint, moved to the latest consistent one")
 	evidence := fs.String("evidence", "vesper-evidence.json", "where to write evidence of misbehaviour")
 	workers := fs.Uint("workers", 4, "entry bundles fetched at once")
+	rootsFile := fs.String("roots", "", "STI-CT log: the STI roots (PEM) every chain must verify to (default: the log's get-roots)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -235,19 +255,21 @@ func runAudit(ctx context.Context, args []string, stdout io.Writer) error {
 			return err
 		}
 	}
-	check := func(_ uint64, e []byte) error {
-		leaf, err := vetting.ParseLeaf(e)
-		if err != nil {
+	what := "every entry decodes"
+	var check func(uint64, []byte) error
+	if l.StaticCT {
+		if check, err = chainCheck(ctx, l, lf.logURL, *rootsFile); err != nil {
 			return err
 		}
-		if agents == nil {
-			return nil
+		what = "every chain verifies to the STI roots with a well-formed TNAuthList"
+		if *rootsFile == "" {
+			what += " (the roots the log serves)"
 		}
-		a, err := agents.Lookup(leaf.AgentKey)
-		if err != nil {
-			return err
+	} else {
+		check = vettingCheck(agents)
+		if agents != nil {
+			what = "every entry decodes and its agent signature verifies"
 		}
-		return leaf.Verify(&a.Key)
 	}
 	tty := isTerminal(stdout)
 	progress := func(p client.AuditProgress) {
@@ -272,13 +294,52 @@ func runAudit(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("audit failed: %w", err)
 	}
-	what := "every entry decodes"
-	if agents != nil {
-		what = "every entry decodes and its agent signature verifies"
-	}
 	fmt.Fprintf(stdout, "audit OK: %s at size %d: the tree recomputed from its entries has the checkpoint's root; the tiles agree; %s (%s)\n",
 		cp.Origin, cp.Size, what, time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// vettingCheck checks that a vetting entry decodes and, with agents, that
+// its agent signature verifies.
+func vettingCheck(agents *vetting.Agents) func(uint64, []byte) error {
+	return func(_ uint64, e []byte) error {
+		leaf, err := vetting.ParseLeaf(e)
+		if err != nil {
+			return err
+		}
+		if agents == nil {
+			return nil
+		}
+		a, err := agents.Lookup(leaf.AgentKey)
+		if err != nil {
+			return err
+		}
+		return leaf.Verify(&a.Key)
+	}
+}
+
+// chainCheck checks an STI-CT entry's chain against the roots in
+// rootsFile, or those the log serves at logURL.
+func chainCheck(ctx context.Context, l *client.Log, logURL, rootsFile string) (func(uint64, []byte) error, error) {
+	f, ok := l.Fetch.(client.IssuerFetcher)
+	if !ok {
+		return nil, errors.New("this log's fetcher cannot read issuer certificates")
+	}
+	var roots *stict.Roots
+	var err error
+	if rootsFile != "" {
+		b, rerr := os.ReadFile(rootsFile)
+		if rerr != nil {
+			return nil, rerr
+		}
+		roots, err = stict.ParseRoots(b)
+	} else {
+		roots, err = client.FetchRoots(ctx, nil, logURL)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return client.ChainChecker(ctx, f, roots), nil
 }
 
 // isTerminal says whether w is a terminal (for the progress bar).
@@ -300,12 +361,56 @@ type monitorLine struct {
 	Subject     string    `json:"sub,omitempty"`
 }
 
+// certLine is one new STI-CT entry, as monitor prints it.
+type certLine struct {
+	Index      uint64    `json:"index"`
+	LogTime    time.Time `json:"log_time"`
+	Type       string    `json:"type"` // certificate or precertificate
+	SHA256     string    `json:"sha256"`
+	Serial     string    `json:"serial"`
+	Subject    string    `json:"subject"`
+	Issuer     string    `json:"issuer"`
+	NotAfter   time.Time `json:"not_after"`
+	TNAuthList string    `json:"tnauthlist"`
+}
+
+// certFilter selects STI-CT entries by what their TNAuthList authorizes;
+// an empty filter selects all.
+type certFilter struct {
+	tn, spc, tnRange string
+	rangeStart       string
+	rangeCount       int64
+}
+
+func (f *certFilter) parse() error {
+	if f.tnRange == "" {
+		return nil
+	}
+	start, count, ok := strings.Cut(f.tnRange, ",")
+	n, err := strconv.ParseInt(count, 10, 64)
+	if !ok || err != nil || n <= 0 || start == "" {
+		return usageErr("-tn-range is START,COUNT (for example 12025550100,100)")
+	}
+	f.rangeStart, f.rangeCount = start, n
+	return nil
+}
+
+func (f *certFilter) match(tns stict.TNAuthList) bool {
+	return (f.tn == "" || tns.Covers(f.tn)) &&
+		(f.spc == "" || tns.HasSPC(f.spc)) &&
+		(f.rangeStart == "" || tns.Overlaps(f.rangeStart, f.rangeCount))
+}
+
 func runMonitor(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := newFlags("monitor")
 	var lf logFlags
 	lf.register(fs)
 	state := fs.String("state", "", "where the trusted state is kept (required)")
-	agent := fs.String("agent", "", "print only entries by this agent key thumbprint")
+	agent := fs.String("agent", "", "vetting log: print only entries by this agent key thumbprint")
+	var cf certFilter
+	fs.StringVar(&cf.tn, "tn", "", "STI-CT log: print only certificates authorizing this telephone number")
+	fs.StringVar(&cf.tnRange, "tn-range", "", "STI-CT log: print only certificates authorizing a number in START,COUNT")
+	fs.StringVar(&cf.spc, "spc", "", "STI-CT log: print only certificates naming this service provider code")
 	once := fs.Bool("once", false, "check once and exit (for cron)")
 	interval := fs.Duration("interval", 30*time.Second, "how often to check")
 	evidence := fs.String("evidence", "vesper-evidence.json", "where to write evidence of misbehaviour")
@@ -315,9 +420,15 @@ func runMonitor(ctx context.Context, args []string, stdout io.Writer) error {
 	if *state == "" {
 		return usageErr("-state is required")
 	}
+	if err := cf.parse(); err != nil {
+		return err
+	}
 	l, err := lf.open()
 	if err != nil {
 		return err
+	}
+	if l.StaticCT && *agent != "" || !l.StaticCT && (cf.tn != "" || cf.spc != "" || cf.tnRange != "") {
+		return usageErr("-agent filters the vetting log; -tn, -tn-range and -spc the STI-CT log")
 	}
 	enc := json.NewEncoder(stdout)
 	for {
@@ -335,19 +446,26 @@ func runMonitor(ctx context.Context, args []string, stdout io.Writer) error {
 			}
 			// A bundle is only the log's word: prove each entry in the
 			// checkpoint just trusted.
-			if err := l.VerifyInclusion(ctx, cp, e.Index, rfc6962.DefaultHasher.HashLeaf(e.Data)); err != nil {
+			h, err := l.LeafHash(e)
+			if err != nil {
+				return err
+			}
+			if err := l.VerifyInclusion(ctx, cp, e.Index, h); err != nil {
 				return fmt.Errorf("entry %d as served is not in the log: %w", e.Index, err)
 			}
-			leaf, err := vetting.ParseLeaf(e.Data)
+			var line any
+			if l.StaticCT {
+				line, err = certEntry(e, &cf)
+			} else {
+				line, err = vettingEntry(e, *agent)
+			}
 			if err != nil {
 				return fmt.Errorf("entry %d: %w", e.Index, err)
 			}
-			tp := b64.EncodeToString(leaf.AgentKey[:])
-			if *agent != "" && tp != *agent {
+			if line == nil {
 				continue
 			}
-			if err := enc.Encode(monitorLine{Index: e.Index, LogTime: time.UnixMilli(int64(leaf.Timestamp)).UTC(), AgentKey: tp,
-				KYCDataHash: b64.EncodeToString(leaf.Digest[:]), Subject: leaf.Subject}); err != nil {
+			if err := enc.Encode(line); err != nil {
 				return err
 			}
 		}
@@ -360,6 +478,43 @@ func runMonitor(ctx context.Context, args []string, stdout io.Writer) error {
 		case <-time.After(*interval):
 		}
 	}
+}
+
+// vettingEntry is a vetting entry's line, or nil if agent filters it out.
+func vettingEntry(e client.Entry, agent string) (any, error) {
+	leaf, err := vetting.ParseLeaf(e.Data)
+	if err != nil {
+		return nil, err
+	}
+	tp := b64.EncodeToString(leaf.AgentKey[:])
+	if agent != "" && tp != agent {
+		return nil, nil
+	}
+	return monitorLine{Index: e.Index, LogTime: time.UnixMilli(int64(leaf.Timestamp)).UTC(), AgentKey: tp,
+		KYCDataHash: b64.EncodeToString(leaf.Digest[:]), Subject: leaf.Subject}, nil
+}
+
+// certEntry is an STI-CT entry's line, or nil if f filters it out.
+func certEntry(e client.Entry, f *certFilter) (any, error) {
+	leaf, _, err := stict.ParseTileLeaf(e.Data)
+	if err != nil {
+		return nil, err
+	}
+	c, tns, err := leaf.Parse()
+	if err != nil {
+		return nil, err
+	}
+	if !f.match(tns) {
+		return nil, nil
+	}
+	typ := "certificate"
+	if leaf.Precert {
+		typ = "precertificate"
+	}
+	sum := sha256.Sum256(c.Raw)
+	return certLine{Index: e.Index, LogTime: time.UnixMilli(int64(leaf.Timestamp)).UTC(), Type: typ,
+		SHA256: hex.EncodeToString(sum[:]), Serial: c.SerialNumber.Text(16), Subject: c.Subject.String(),
+		Issuer: c.Issuer.String(), NotAfter: c.NotAfter.UTC(), TNAuthList: tns.String()}, nil
 }
 
 func runCompare(ctx context.Context, args []string, stdout io.Writer) error {
