@@ -17,10 +17,27 @@ import (
 	"github.com/vesperlog/vesperlog/witness/policy"
 )
 
+// ErrBadEntry is wrapped by the errors of a Check that convict the log of
+// one entry: it logged what it should have refused (ChainChecker's chain
+// failures, for instance). An auditor reports such an entry and goes on
+// (AuditOptions.BadEntry); any other error stops the audit.
+var ErrBadEntry = errors.New("the log holds entries it should have refused")
+
+// badEntry marks err as ErrBadEntry without repeating its text.
+type badEntry struct{ error }
+
+func (e badEntry) Is(target error) bool { return target == ErrBadEntry }
+func (e badEntry) Unwrap() error        { return e.error }
+
 // AuditOptions configure Audit.
 type AuditOptions struct {
-	// Check is called for every entry, in order; an error stops the audit.
+	// Check is called for every entry, in order, once the tree is known
+	// to commit to it; an error stops the audit, unless BadEntry takes it.
 	Check func(index uint64, entry []byte) error
+	// BadEntry, if set, is told of every entry whose Check error wraps
+	// ErrBadEntry, and the audit goes on: the tree is still recomputed
+	// whole, and Audit then fails with ErrBadEntry, counting them.
+	BadEntry func(index uint64, err error)
 	// Progress is called about once a second, and at the end.
 	Progress func(AuditProgress)
 	// ResumeFile, if set, keeps the audit's position (the compact range of
@@ -38,11 +55,14 @@ type AuditProgress struct {
 }
 
 // resumeState is the resume file: the compact range [0, Size) of the leaf
-// hashes checked so far, for the log Origin.
+// hashes checked so far, for the log Origin, and the bad entries found
+// in them (so that a resumed audit still fails).
 type resumeState struct {
-	Origin string   `json:"origin"`
-	Size   uint64   `json:"size"`
-	Hashes [][]byte `json:"hashes"`
+	Origin   string   `json:"origin"`
+	Size     uint64   `json:"size"`
+	Hashes   [][]byte `json:"hashes"`
+	Bad      uint64   `json:"bad_entries,omitempty"`
+	FirstBad string   `json:"first_bad_entry,omitempty"`
 }
 
 // Audit downloads every entry of the tree cp commits to, recomputes the
@@ -50,10 +70,16 @@ type resumeState struct {
 // level-0 tile against the entries' hashes, and calls o.Check on every
 // entry. Memory stays constant whatever the log's size: entries stream
 // through a compact range, O(log n) hashes.
+//
+// For a static-ct-api log (StaticCT) the tree commits to each data-tile
+// leaf's TimestampedEntry only: the precertificate and chain fingerprints
+// beside it are checked by ChainChecker, as o.Check.
 func (l *Log) Audit(ctx context.Context, cp *policy.Checkpoint, o AuditOptions) error {
 	rf := compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
 	r := rf.NewEmptyRange(0)
 	resumed := uint64(0)
+	var bad uint64      // entries BadEntry was told of, this run and before
+	var firstBad string // the first of them, with its error
 	if o.ResumeFile != "" {
 		b, err := os.ReadFile(o.ResumeFile)
 		switch {
@@ -68,14 +94,14 @@ func (l *Log) Audit(ctx context.Context, cp *policy.Checkpoint, o AuditOptions) 
 			if r, err = rf.NewRange(0, st.Size, st.Hashes); err != nil {
 				return fmt.Errorf("resume file %s: %w", o.ResumeFile, err)
 			}
-			resumed = st.Size
+			resumed, bad, firstBad = st.Size, st.Bad, st.FirstBad
 		}
 	}
 	save := func() error {
 		if o.ResumeFile == "" {
 			return nil
 		}
-		b, err := json.Marshal(resumeState{Origin: l.Origin, Size: r.End(), Hashes: r.Hashes()})
+		b, err := json.Marshal(resumeState{Origin: l.Origin, Size: r.End(), Hashes: r.Hashes(), Bad: bad, FirstBad: firstBad})
 		if err != nil {
 			return err
 		}
@@ -122,7 +148,15 @@ func (l *Log) Audit(ctx context.Context, cp *policy.Checkpoint, o AuditOptions) 
 			// entry.
 			if o.Check != nil {
 				for _, e := range pending {
-					if err := o.Check(e.Index, e.Data); err != nil {
+					err := o.Check(e.Index, e.Data)
+					switch {
+					case err == nil:
+					case o.BadEntry != nil && errors.Is(err, ErrBadEntry):
+						o.BadEntry(e.Index, err)
+						if bad++; bad == 1 {
+							firstBad = fmt.Sprintf("entry %d: %v", e.Index, err)
+						}
+					default:
 						return fmt.Errorf("entry %d: %w", e.Index, err)
 					}
 				}
@@ -146,6 +180,9 @@ func (l *Log) Audit(ctx context.Context, cp *policy.Checkpoint, o AuditOptions) 
 	}
 	if !bytes.Equal(root, cp.Hash[:]) {
 		return fmt.Errorf("the tree recomputed from the %d entries has root %x, the checkpoint says %x", cp.Size, root, cp.Hash)
+	}
+	if bad > 0 {
+		return fmt.Errorf("%w: %d of %d; the first is %s", ErrBadEntry, bad, cp.Size, firstBad)
 	}
 	return nil
 }

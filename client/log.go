@@ -47,7 +47,10 @@ func (l *Log) LeafHash(e Entry) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("entry %d: %w", e.Index, err)
 	}
-	if len(rest) != 0 || leaf.LeafIndex != e.Index {
+	if len(rest) != 0 {
+		return nil, fmt.Errorf("entry %d: %d bytes after the data-tile leaf", e.Index, len(rest))
+	}
+	if leaf.LeafIndex != e.Index {
 		return nil, fmt.Errorf("entry %d: data-tile leaf says it is entry %d", e.Index, leaf.LeafIndex)
 	}
 	return leaf.LeafHash(), nil
@@ -233,7 +236,10 @@ type Entry struct {
 }
 
 // Entries streams the entries [from, cp.Size) with at most workers
-// bundles fetched at once, in order, in constant memory.
+// bundles fetched at once, in order, in constant memory. They are the
+// log's word until checked: Audit checks them against the tree, and a
+// single entry is proven with LeafHash and VerifyInclusion (which also
+// check that a static-ct-api leaf names its own index).
 func (l *Log) Entries(ctx context.Context, cp *policy.Checkpoint, from uint64, workers uint) iter.Seq2[Entry, error] {
 	return func(yield func(Entry, error) bool) {
 		if from >= cp.Size {

@@ -1,12 +1,15 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -16,38 +19,55 @@ import (
 	"github.com/vesperlog/vesperlog/log/stict"
 )
 
-// issuerCacheSize bounds the issuer certificates a chain check keeps.
+// issuerCacheSize bounds the issuer certificates a chain check keeps (at
+// most maxIssuer bytes each), and the refused fingerprints it remembers.
 const issuerCacheSize = 1024
 
+// issuerResult is a fetched issuer, or why the log is at fault for it.
+type issuerResult struct {
+	der []byte
+	err error // wraps ErrBadEntry
+}
+
 // ChainChecker returns an AuditOptions.Check for a static-ct-api log (the
-// STI-CT log): every entry's chain, its issuers fetched by fingerprint
-// (and checked to hash to it), must verify to roots at the entry's
-// timestamp, with a well-formed TNAuthList, as the log had to check when
-// it accepted the submission. An entry that fails shows the log logged a
-// chain it should have refused.
+// STI-CT log). For every entry it fetches the issuers the leaf names by
+// fingerprint (checking each hashes to its name), and re-runs the log's
+// own chain validation (stict.ValidateChain) at the entry's timestamp:
+// the chain must verify to roots, and the leaf must carry a well-formed
+// TNAuthList, as the log had to check when it accepted the submission. A
+// precertificate must also yield the TBSCertificate and issuer key hash
+// the tree commits to, since static-ct-api's data tiles carry the
+// precertificate and the chain beside the hashed leaf, not in it.
+//
+// An entry that fails is the log's fault, and its error wraps
+// ErrBadEntry; any other error (the network, ctx) is not. The intended
+// call pattern is
+//
+//	roots, err := client.FetchRoots(ctx, nil, logURL) // or stict.ParseRoots(pinned)
+//	err = l.Audit(ctx, cp, client.AuditOptions{Check: client.ChainChecker(ctx, f, roots), BadEntry: report})
 func ChainChecker(ctx context.Context, f IssuerFetcher, roots *stict.Roots) func(index uint64, entry []byte) error {
-	cache, err := lru.New[[32]byte, []byte](issuerCacheSize)
-	if err != nil {
-		panic(err) // only for a non-positive size
-	}
+	// lru.New fails only for a size below 1.
+	cache, _ := lru.New[[32]byte, issuerResult](issuerCacheSize)
 	issuer := func(fp [32]byte) ([]byte, error) {
-		if der, ok := cache.Get(fp); ok {
-			return der, nil
+		if r, ok := cache.Get(fp); ok {
+			return r.der, r.err
 		}
 		der, err := f.ReadIssuer(ctx, fp)
-		if err != nil {
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			err = badEntry{fmt.Errorf("the log does not serve issuer %x, which the entry names: %w", fp, err)}
+		case err != nil:
 			return nil, fmt.Errorf("issuer %x: %w", fp, err)
+		case sha256.Sum256(der) != fp:
+			der, err = nil, badEntry{fmt.Errorf("issuer %x as served does not hash to its name", fp)}
 		}
-		if sha256.Sum256(der) != fp {
-			return nil, fmt.Errorf("issuer %x as served does not hash to its name", fp)
-		}
-		cache.Add(fp, der)
-		return der, nil
+		cache.Add(fp, issuerResult{der, err})
+		return der, err
 	}
 	return func(index uint64, entry []byte) error {
 		leaf, _, err := stict.ParseTileLeaf(entry)
 		if err != nil {
-			return err
+			return badEntry{err}
 		}
 		chain := [][]byte{leaf.LeafCertificate()}
 		for _, fp := range leaf.Chain {
@@ -57,8 +77,19 @@ func ChainChecker(ctx context.Context, f IssuerFetcher, roots *stict.Roots) func
 			}
 			chain = append(chain, der)
 		}
-		if _, err := stict.ValidateChain(chain, roots, time.UnixMilli(int64(leaf.Timestamp)), leaf.Precert); err != nil {
-			return fmt.Errorf("the log accepted a chain it should have refused: %w", err)
+		v, err := stict.ValidateChain(chain, roots, time.UnixMilli(int64(leaf.Timestamp)), leaf.Precert)
+		if err != nil {
+			return badEntry{fmt.Errorf("the log accepted a chain it should have refused: %w", err)}
+		}
+		if !leaf.Precert {
+			return nil
+		}
+		want, err := stict.NewEntry(v, leaf.Timestamp)
+		if err != nil {
+			return badEntry{fmt.Errorf("the log accepted a precertificate it should have refused: %w", err)}
+		}
+		if !bytes.Equal(want.Certificate, leaf.Certificate) || !bytes.Equal(want.IssuerKeyHash, leaf.IssuerKeyHash[:]) {
+			return badEntry{errors.New("the logged TBSCertificate or issuer key hash is not the one of the precertificate and chain served with it")}
 		}
 		return nil
 	}

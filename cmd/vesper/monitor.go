@@ -31,7 +31,7 @@ type logFlags struct {
 
 func (lf *logFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&lf.trust, "trust", "", "the transparency configuration pinned with vesper trust")
-	fs.StringVar(&lf.name, "log", "vetting", "which of its logs")
+	fs.StringVar(&lf.name, "log", "vetting", "which of its logs: vetting, or stict (any log with an RFC 6962 key is read as static-ct-api)")
 	fs.StringVar(&lf.url, "url", "", "read the log from this tlog-tiles URL instead of the one pinned")
 	fs.StringVar(&lf.dir, "dir", "", "read the log from this directory (a mirror, or a copy of a POSIX log)")
 }
@@ -237,13 +237,8 @@ func runAudit(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var cp *policy.Checkpoint
-	if *state != "" {
-		if _, cp, err = l.Update(ctx, *state); err != nil {
-			return evidenceErr(err, *evidence)
-		}
-	} else if cp, _, err = l.Checkpoint(ctx); err != nil {
-		return err
+	if l.StaticCT && *agentsFile != "" || !l.StaticCT && *rootsFile != "" {
+		return usageErr("-agents checks the vetting log; -roots the STI-CT log")
 	}
 	var agents *vetting.Agents
 	if *agentsFile != "" {
@@ -261,7 +256,7 @@ func runAudit(ctx context.Context, args []string, stdout io.Writer) error {
 		if check, err = chainCheck(ctx, l, lf.logURL, *rootsFile); err != nil {
 			return err
 		}
-		what = "every chain verifies to the STI roots with a well-formed TNAuthList"
+		what = "every chain verifies to the STI roots at its entry's time, with issuers that hash to their fingerprints and a well-formed TNAuthList"
 		if *rootsFile == "" {
 			what += " (the roots the log serves)"
 		}
@@ -270,6 +265,15 @@ func runAudit(ctx context.Context, args []string, stdout io.Writer) error {
 		if agents != nil {
 			what = "every entry decodes and its agent signature verifies"
 		}
+	}
+	// The checks are ready (their files read) before the trusted state moves.
+	var cp *policy.Checkpoint
+	if *state != "" {
+		if _, cp, err = l.Update(ctx, *state); err != nil {
+			return evidenceErr(err, *evidence)
+		}
+	} else if cp, _, err = l.Checkpoint(ctx); err != nil {
+		return err
 	}
 	tty := isTerminal(stdout)
 	progress := func(p client.AuditProgress) {
@@ -286,8 +290,16 @@ func runAudit(ctx context.Context, args []string, stdout io.Writer) error {
 			fmt.Fprintln(stdout, line)
 		}
 	}
+	// An entry the log should have refused is reported, and the audit
+	// goes on to check the rest and the whole tree; it then fails.
+	badEntry := func(i uint64, err error) {
+		if tty {
+			fmt.Fprint(stdout, "\r\033[K")
+		}
+		fmt.Fprintf(stdout, "entry %d: %s\n", i, oneLine(err.Error()))
+	}
 	start := time.Now()
-	err = l.Audit(ctx, cp, client.AuditOptions{Check: check, Progress: progress, ResumeFile: *resume, Workers: *workers})
+	err = l.Audit(ctx, cp, client.AuditOptions{Check: check, BadEntry: badEntry, Progress: progress, ResumeFile: *resume, Workers: *workers})
 	if tty {
 		fmt.Fprintln(stdout)
 	}
@@ -325,19 +337,20 @@ func chainCheck(ctx context.Context, l *client.Log, logURL, rootsFile string) (f
 	if !ok {
 		return nil, errors.New("this log's fetcher cannot read issuer certificates")
 	}
-	var roots *stict.Roots
-	var err error
-	if rootsFile != "" {
-		b, rerr := os.ReadFile(rootsFile)
-		if rerr != nil {
-			return nil, rerr
+	if rootsFile == "" {
+		roots, err := client.FetchRoots(ctx, nil, logURL)
+		if err != nil {
+			return nil, fmt.Errorf("%w (or pin the STI roots with -roots)", err)
 		}
-		roots, err = stict.ParseRoots(b)
-	} else {
-		roots, err = client.FetchRoots(ctx, nil, logURL)
+		return client.ChainChecker(ctx, f, roots), nil
 	}
+	b, err := os.ReadFile(rootsFile)
 	if err != nil {
 		return nil, err
+	}
+	roots, err := stict.ParseRoots(b)
+	if err != nil {
+		return nil, fmt.Errorf("-roots %s: %w", rootsFile, err)
 	}
 	return client.ChainChecker(ctx, f, roots), nil
 }
@@ -382,17 +395,30 @@ type certFilter struct {
 	rangeCount       int64
 }
 
+// parse checks the filter's flags: a number as a TNAuthList writes it
+// (RFC 8226: up to 15 digits, no "+" or spaces), an SPC as one.
 func (f *certFilter) parse() error {
+	if f.tn != "" && !isTN(f.tn) {
+		return usageErr("-tn is a telephone number as certificates write it: up to 15 digits, no + or spaces (for example 12025550142)")
+	}
+	if f.spc != "" && (len(f.spc) > 64 || strings.ContainsFunc(f.spc, func(r rune) bool { return r <= ' ' || r > '~' })) {
+		return usageErr("-spc is a service provider code: up to 64 printable ASCII characters")
+	}
 	if f.tnRange == "" {
 		return nil
 	}
 	start, count, ok := strings.Cut(f.tnRange, ",")
 	n, err := strconv.ParseInt(count, 10, 64)
-	if !ok || err != nil || n <= 0 || start == "" {
-		return usageErr("-tn-range is START,COUNT (for example 12025550100,100)")
+	if !ok || err != nil || n <= 0 || !isTN(start) || strings.ContainsAny(start, "#*") {
+		return usageErr("-tn-range is START,COUNT: up to 15 digits and a positive count (for example 12025550100,100)")
 	}
 	f.rangeStart, f.rangeCount = start, n
 	return nil
+}
+
+// isTN says whether s is a TelephoneNumber of RFC 8226.
+func isTN(s string) bool {
+	return len(s) >= 1 && len(s) <= 15 && strings.Trim(s, "0123456789#*") == ""
 }
 
 func (f *certFilter) match(tns stict.TNAuthList) bool {
