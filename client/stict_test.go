@@ -27,7 +27,6 @@ import (
 	ct "github.com/google/certificate-transparency-go"
 	"github.com/transparency-dev/tessera/ctonly"
 
-	vlog "github.com/vesperlog/vesperlog/log"
 	"github.com/vesperlog/vesperlog/log/stict"
 	stictserver "github.com/vesperlog/vesperlog/log/stict/server"
 	"github.com/vesperlog/vesperlog/log/stict/stitest"
@@ -63,29 +62,16 @@ func startSTICT(t *testing.T) *stictLog {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc := storage.Config{Dir: dir}
-	st, err := storage.Open(ctx, sc, "stict")
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, err := storage.OpenIndex(ctx, sc, "stict", "leafhash")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := vlog.Open(ctx, st.Driver, vlog.Options{Signer: signer, CT: true, SplitBundle: stict.SplitTile, Antispam: st.Antispam, CheckpointInterval: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = l.Close(context.Background()) })
-	issuers, err := stictserver.OpenIssuers(filepath.Join(dir, "stict", "issuer"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	rk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	rs, _ := receipts.NewSigner(rk)
+	svc, err := stictserver.Open(ctx, stictserver.OpenConfig{Storage: storage.Config{Dir: dir}, Signer: signer, Roots: roots, Receipts: rs, CheckpointInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Log().Close(context.Background()) })
 	mux := http.NewServeMux()
-	l.HandleReads(mux, "/stict")
-	stictserver.New(stictserver.Config{Log: l, Signer: signer, Roots: roots, Issuers: issuers, LeafHashes: l.NewIndex(idx, stictserver.LeafHash), Receipts: rs}).Handle(mux, "/stict")
+	svc.Log().HandleReads(mux, "/stict")
+	svc.Handle(mux, "/stict")
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	sl := &stictLog{dir: filepath.Join(dir, "stict"), url: srv.URL + "/stict", pki: pki}

@@ -23,7 +23,6 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	ct "github.com/google/certificate-transparency-go"
 
-	vlog "github.com/vesperlog/vesperlog/log"
 	"github.com/vesperlog/vesperlog/log/stict"
 	stictserver "github.com/vesperlog/vesperlog/log/stict/server"
 	"github.com/vesperlog/vesperlog/log/stict/stitest"
@@ -59,33 +58,20 @@ func startSTICT(t *testing.T) *stictLog {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc := storage.Config{Dir: filepath.Join(dir, "data")}
-	st, err := storage.Open(ctx, sc, "stict")
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, err := storage.OpenIndex(ctx, sc, "stict", "leafhash")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := vlog.Open(ctx, st.Driver, vlog.Options{Signer: signer, CT: true, SplitBundle: stict.SplitTile, Antispam: st.Antispam, CheckpointInterval: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = l.Close(context.Background()) })
-	logDir := filepath.Join(dir, "data", "stict")
-	issuers, err := stictserver.OpenIssuers(filepath.Join(logDir, "issuer"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	rk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	rs, err := receipts.NewSigner(rk)
 	if err != nil {
 		t.Fatal(err)
 	}
+	svc, err := stictserver.Open(ctx, stictserver.OpenConfig{Storage: storage.Config{Dir: filepath.Join(dir, "data")}, Signer: signer, Roots: roots, Receipts: rs, CheckpointInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Log().Close(context.Background()) })
+	logDir := filepath.Join(dir, "data", "stict")
 	mux := http.NewServeMux()
-	l.HandleReads(mux, "/stict")
-	stictserver.New(stictserver.Config{Log: l, Signer: signer, Roots: roots, Issuers: issuers, LeafHashes: l.NewIndex(idx, stictserver.LeafHash), Receipts: rs}).Handle(mux, "/stict")
+	svc.Log().HandleReads(mux, "/stict")
+	svc.Handle(mux, "/stict")
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 

@@ -116,44 +116,19 @@ func openSTICT(ctx context.Context, cfg *config, signer *stict.Signer, witnesses
 	if err != nil {
 		return nil, fmt.Errorf("-stict-roots %s: %w", cfg.STICTRoots, err)
 	}
-	sc := storage.Config{Backend: cfg.Storage, Dir: cfg.Data}
-	st, err := storage.Open(ctx, sc, "stict")
-	if err != nil {
-		return nil, err
-	}
-	leafHashes, err := storage.OpenIndex(ctx, sc, "stict", "leafhash")
-	if err != nil {
-		return nil, err
-	}
-	issuers, err := stictserver.OpenIssuers(filepath.Join(cfg.Data, "stict", "issuer"))
-	if err != nil {
-		return nil, err
-	}
-	l, err := vlog.Open(ctx, st.Driver, vlog.Options{
+	svc, err := stictserver.Open(ctx, stictserver.OpenConfig{
+		Storage:            storage.Config{Backend: cfg.Storage, Dir: cfg.Data},
 		Signer:             signer,
-		CT:                 true,
-		SplitBundle:        stict.SplitTile,
-		Antispam:           st.Antispam,
+		Roots:              roots,
+		Receipts:           rs,
 		CheckpointInterval: cfg.CheckpointInterval,
 		Witnesses:          witnesses,
 		WitnessFailOpen:    cfg.WitnessFailOpen,
+		PublishTimeout:     cfg.PublishTimeout,
+		Policy:             pol,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &stictLog{
-		signer: signer,
-		roots:  roots,
-		log:    l,
-		service: stictserver.New(stictserver.Config{
-			Log:            l,
-			Signer:         signer,
-			Roots:          roots,
-			Issuers:        issuers,
-			LeafHashes:     l.NewIndex(leafHashes, stictserver.LeafHash),
-			Receipts:       rs,
-			PublishTimeout: cfg.PublishTimeout,
-			Policy:         pol,
-		}),
-	}, nil
+	return &stictLog{signer: signer, roots: roots, log: svc.Log(), service: svc}, nil
 }

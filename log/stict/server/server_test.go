@@ -14,7 +14,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,13 +25,11 @@ import (
 	ctx509 "github.com/google/certificate-transparency-go/x509"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
-	"github.com/transparency-dev/tessera/storage/posix"
-	badger "github.com/transparency-dev/tessera/storage/posix/antispam"
 
-	vlog "github.com/vesperlog/vesperlog/log"
 	"github.com/vesperlog/vesperlog/log/stict"
 	"github.com/vesperlog/vesperlog/log/stict/stitest"
 	"github.com/vesperlog/vesperlog/receipts"
+	"github.com/vesperlog/vesperlog/storage"
 	"github.com/vesperlog/vesperlog/witness/policy"
 )
 
@@ -63,33 +60,17 @@ func newHarness(t testing.TB) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	driver, err := posix.New(ctx, posix.Config{Path: filepath.Join(dir, "stict")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	as, err := badger.NewAntispam(ctx, filepath.Join(dir, "antispam"), badger.AntispamOpts{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx, err := badger.NewAntispam(ctx, filepath.Join(dir, "leafhash"), badger.AntispamOpts{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := vlog.Open(ctx, driver, vlog.Options{Signer: signer, CT: true, SplitBundle: stict.SplitTile, Antispam: as, CheckpointInterval: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = l.Close(context.Background()) })
-	issuers, err := OpenIssuers(filepath.Join(dir, "stict", "issuer"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	rk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	rs, err := receipts.NewSigner(rk)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(Config{Log: l, Signer: signer, Roots: roots, Issuers: issuers, LeafHashes: l.NewIndex(idx, LeafHash), Receipts: rs})
+	s, err := Open(ctx, OpenConfig{Storage: storage.Config{Dir: dir}, Signer: signer, Roots: roots, Receipts: rs, CheckpointInterval: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := s.Log()
+	t.Cleanup(func() { _ = l.Close(context.Background()) })
 	mux := http.NewServeMux()
 	l.HandleReads(mux, "/stict")
 	s.Handle(mux, "/stict")

@@ -1,0 +1,78 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"time"
+
+	"github.com/transparency-dev/tessera"
+
+	vlog "github.com/vesperlog/vesperlog/log"
+	"github.com/vesperlog/vesperlog/log/stict"
+	"github.com/vesperlog/vesperlog/receipts"
+	"github.com/vesperlog/vesperlog/storage"
+	"github.com/vesperlog/vesperlog/witness/policy"
+)
+
+// OpenConfig is what Open needs: where the log is stored, its keys and
+// roots, and how it publishes.
+type OpenConfig struct {
+	Storage  storage.Config
+	Signer   *stict.Signer
+	Roots    *stict.Roots
+	Receipts *receipts.Signer
+	// CheckpointInterval, Witnesses and WitnessFailOpen are log.Options'.
+	CheckpointInterval time.Duration
+	Witnesses          *tessera.WitnessGroup
+	WitnessFailOpen    bool
+	// PublishTimeout and Policy are Config's.
+	PublishTimeout time.Duration
+	Policy         *policy.Policy
+}
+
+// Open starts the STI-CT log stored under c.Storage as "stict": its tiles
+// and issuer/ in stict/, its dedup store, and its leaf-hash index. Close
+// its Log to stop it.
+func Open(ctx context.Context, c OpenConfig) (*Service, error) {
+	if c.Signer == nil || c.Roots == nil || c.Receipts == nil {
+		return nil, errors.New("stict server: Signer, Roots and Receipts are required")
+	}
+	st, err := storage.Open(ctx, c.Storage, "stict")
+	if err != nil {
+		return nil, err
+	}
+	leafHashes, err := storage.OpenIndex(ctx, c.Storage, "stict", "leafhash")
+	if err != nil {
+		return nil, err
+	}
+	issuers, err := OpenIssuers(filepath.Join(c.Storage.Dir, "stict", "issuer"))
+	if err != nil {
+		return nil, err
+	}
+	l, err := vlog.Open(ctx, st.Driver, vlog.Options{
+		Signer:             c.Signer,
+		CT:                 true,
+		SplitBundle:        stict.SplitTile,
+		Antispam:           st.Antispam,
+		CheckpointInterval: c.CheckpointInterval,
+		Witnesses:          c.Witnesses,
+		WitnessFailOpen:    c.WitnessFailOpen,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return New(Config{
+		Log:            l,
+		Signer:         c.Signer,
+		Roots:          c.Roots,
+		Issuers:        issuers,
+		LeafHashes:     l.NewIndex(leafHashes, LeafHash),
+		Receipts:       c.Receipts,
+		PublishTimeout: c.PublishTimeout,
+		Policy:         c.Policy,
+	}), nil
+}
+
+// Log returns the service's log, for its tile reads and Close.
+func (s *Service) Log() *vlog.Log { return s.cfg.Log }
