@@ -34,11 +34,12 @@ const algRFC6962STH = 0x05
 // Signatures are deterministic (RFC 6979): the same entry gets a
 // byte-identical SCT however often it is submitted.
 type Signer struct {
-	origin  string
-	key     *ecdsa.PrivateKey
-	logID   [32]byte
-	keyHash uint32
-	vkey    string
+	origin   string
+	key      *ecdsa.PrivateKey
+	verifier note.Verifier // of vkey, for STH
+	logID    [32]byte
+	keyHash  uint32
+	vkey     string
 	// now is the checkpoint clock; tests replace it.
 	now func() time.Time
 }
@@ -57,7 +58,11 @@ func NewSigner(origin string, key *ecdsa.PrivateKey) (*Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("log %q: %w", origin, err)
 	}
-	s := &Signer{origin: origin, key: key, logID: sha256.Sum256(spki), vkey: vkey, now: time.Now}
+	v, err := NewVerifier(vkey)
+	if err != nil {
+		return nil, err
+	}
+	s := &Signer{origin: origin, key: key, verifier: v, logID: sha256.Sum256(spki), vkey: vkey, now: time.Now}
 	// The key hash as static-ct-api defines it: SHA-256(name || 0x0A ||
 	// 0x05 || log ID), first four bytes.
 	h := sha256.New()
@@ -167,13 +172,9 @@ func NewVerifier(vkey string) (note.Verifier, error) {
 	return v, nil
 }
 
-// STH returns the RFC 6962 get-sth answer for a checkpoint signed by the
-// log whose vkey is given.
-func STH(checkpoint []byte, vkey string) (*ct.GetSTHResponse, error) {
-	v, err := NewVerifier(vkey)
-	if err != nil {
-		return nil, err
-	}
+// STH returns the RFC 6962 get-sth answer for a checkpoint the log signed.
+func (s *Signer) STH(checkpoint []byte) (*ct.GetSTHResponse, error) {
+	v := s.verifier
 	n, err := note.Open(checkpoint, note.VerifierList(v))
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint: %w", err)

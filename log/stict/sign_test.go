@@ -55,7 +55,7 @@ func TestCheckpointSignature(t *testing.T) {
 		t.Fatalf("formats/note refuses our checkpoint: %v", err)
 	}
 	// The same signature is an RFC 6962 STH that certificate-transparency-go verifies.
-	sth, err := STH(signed, s.VKey())
+	sth, err := s.STH(signed)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -154,7 +154,7 @@ func (s *Service) STH(ctx context.Context) (*ct.GetSTHResponse, error) {
 	if err != nil {
 		return nil, err
 	}
-	return stict.STH(cp, s.cfg.Signer.VKey())
+	return s.cfg.Signer.STH(cp)
 }
 
 // Consistency returns the consistency proof between two tree sizes, the
