@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"time"
 
 	fmtlog "github.com/transparency-dev/formats/log"
@@ -297,4 +298,14 @@ func MeetsPolicy(p *policy.Policy, checkpoint []byte) error {
 		return fmt.Errorf("%w: the latest checkpoint does not meet the witness policy, so no receipt can be issued yet: %v", problem.ErrOverloaded, err)
 	}
 	return nil
+}
+
+// ParseIndex reads an entry index from a request path: decimal, in
+// canonical form (no sign, no leading zeros), as problem.ErrBadRequest if not.
+func ParseIndex(s string) (uint64, error) {
+	i, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || strconv.FormatUint(i, 10) != s {
+		return 0, fmt.Errorf("%w: index %q is not a decimal entry index", problem.ErrBadRequest, s)
+	}
+	return i, nil
 }

@@ -12,6 +12,7 @@ import (
 	ct "github.com/google/certificate-transparency-go"
 	cttls "github.com/google/certificate-transparency-go/tls"
 
+	vlog "github.com/vesperlog/vesperlog/log"
 	"github.com/vesperlog/vesperlog/log/problem"
 	"github.com/vesperlog/vesperlog/log/stict"
 )
@@ -158,9 +159,9 @@ func (s *Service) handleEntries(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) handleReceipt(w http.ResponseWriter, r *http.Request) {
-	idx, err := strconv.ParseUint(r.PathValue("index"), 10, 64)
-	if err != nil || strconv.FormatUint(idx, 10) != r.PathValue("index") {
-		problem.Write(w, r, fmt.Errorf("%w: index %q is not a decimal entry index", problem.ErrBadRequest, r.PathValue("index")))
+	idx, err := vlog.ParseIndex(r.PathValue("index"))
+	if err != nil {
+		problem.Write(w, r, err)
 		return
 	}
 	rc, err := s.Receipt(r.Context(), idx)

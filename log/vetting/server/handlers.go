@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 
+	vlog "github.com/vesperlog/vesperlog/log"
 	"github.com/vesperlog/vesperlog/log/problem"
 	"github.com/vesperlog/vesperlog/log/vetting"
 )
@@ -90,9 +90,9 @@ func sameStatus(entries []vetting.AddResponse) bool {
 }
 
 func (s *Service) handleReceipt(w http.ResponseWriter, r *http.Request) {
-	idx, err := strconv.ParseUint(r.PathValue("index"), 10, 64)
-	if err != nil || strconv.FormatUint(idx, 10) != r.PathValue("index") {
-		problem.Write(w, r, fmt.Errorf("%w: index %q is not a decimal entry index", problem.ErrBadRequest, r.PathValue("index")))
+	idx, err := vlog.ParseIndex(r.PathValue("index"))
+	if err != nil {
+		problem.Write(w, r, err)
 		return
 	}
 	rc, err := s.Receipt(r.Context(), idx)
