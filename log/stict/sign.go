@@ -23,9 +23,6 @@ import (
 	"github.com/vesperlog/vesperlog/witness/policy"
 )
 
-// algRFC6962STH is the note signature type of static-ct-api checkpoints.
-const algRFC6962STH = 0x05
-
 // Signer holds the log's P-256 key. It signs SCTs (RFC 6962 §3.2) and
 // checkpoints as static-ct-api's RFC6962NoteSignature, whose signature is
 // an RFC 6962 TreeHeadSignature, so one key serves both the tiles and the
@@ -62,15 +59,9 @@ func NewSigner(origin string, key *ecdsa.PrivateKey) (*Signer, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Signer{origin: origin, key: key, verifier: v, logID: sha256.Sum256(spki), vkey: vkey, now: time.Now}
-	// The key hash as static-ct-api defines it: SHA-256(name || 0x0A ||
-	// 0x05 || log ID), first four bytes.
-	h := sha256.New()
-	h.Write([]byte(origin))
-	h.Write([]byte{'\n', algRFC6962STH})
-	h.Write(s.logID[:])
-	s.keyHash = binary.BigEndian.Uint32(h.Sum(nil))
-	return s, nil
+	// The key hash is the vkey's, which witness/policy has checked against
+	// static-ct-api's rule: SHA-256(name || 0x0A || 0x05 || log ID).
+	return &Signer{origin: origin, key: key, verifier: v, keyHash: v.KeyHash(), logID: sha256.Sum256(spki), vkey: vkey, now: time.Now}, nil
 }
 
 // LogID is the SHA-256 of the log's public key (RFC 6962 §3.2).
