@@ -49,7 +49,12 @@ func startLog(t testing.TB, skey string, agent *ecdsa.PrivateKey) *testLog {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := storage.Open(ctx, storage.Config{Dir: dir}, "vetting")
+	be, err := storage.Open(ctx, storage.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = be.Close() })
+	st, err := be.Log(ctx, "vetting")
 	if err != nil {
 		t.Fatal(err)
 	}

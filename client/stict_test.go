@@ -64,7 +64,12 @@ func startSTICT(t *testing.T) *stictLog {
 	}
 	rk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	rs, _ := receipts.NewSigner(rk)
-	svc, err := stictserver.Open(ctx, stictserver.OpenConfig{Storage: storage.Config{Dir: dir}, Signer: signer, Roots: roots, Receipts: rs, CheckpointInterval: 100 * time.Millisecond})
+	be, err := storage.Open(ctx, storage.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = be.Close() })
+	svc, err := stictserver.Open(ctx, stictserver.OpenConfig{Storage: be, Signer: signer, Roots: roots, Receipts: rs, CheckpointInterval: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -27,11 +28,19 @@ var errNotLogged = errors.New("not logged")
 //
 // It stores nothing itself: the persistent store is Tessera's own antispam
 // (fed by its follower, with our identities), probed through its decorator
-// with an entry whose data is the identity; the in-memory half covers the
-// entries the follower has not reached yet.
+// with an entry whose identity is ours; the in-memory half covers the
+// entries the follower has not reached yet in this process, and claims
+// (where several processes share the log) those of the other processes.
 type dedup struct {
-	inner    tessera.Antispam
-	identity func([]byte) ([]byte, error)
+	inner tessera.Antispam
+	// key returns the entry whose Identity the stores keep for e, or an
+	// error for an entry not of the log's format.
+	key func(e *tessera.Entry) (*tessera.Entry, error)
+	// bundleIDs lists a bundle's identities for the follower; nil means
+	// Tessera's own (a CT log's, which key agrees with).
+	bundleIDs func(bundle []byte) ([][]byte, error)
+	// claims, if set, makes dedup exact across processes.
+	claims Claims
 	// probe is inner's decorator around a delegate that never adds: it
 	// answers IsDup for a known identity and errNotLogged otherwise.
 	probe tessera.AddFn
@@ -42,6 +51,17 @@ type dedup struct {
 	recent *lru.Cache[string, *pending]
 }
 
+// Claims is storage.Claims, declared here so that log needs no storage
+// driver: an identity is claimed before its entry is added, so that
+// another process sharing the log waits for its index instead of adding it
+// again.
+type Claims interface {
+	Claim(ctx context.Context, id []byte) (idx uint64, logged bool, err error)
+	Settle(ctx context.Context, id []byte, idx uint64) error
+	Release(ctx context.Context, id []byte) error
+	Forget(ctx context.Context, n uint64) error
+}
+
 // pending is one identity's first add; done closes when its index is known.
 type pending struct {
 	done chan struct{}
@@ -49,38 +69,54 @@ type pending struct {
 	err  error
 }
 
-func newDedup(inner tessera.Antispam, identity func([]byte) ([]byte, error)) *dedup {
+func newDedup(inner tessera.Antispam, claims Claims) *dedup {
 	recent, err := lru.New[string, *pending](recentSize)
 	if err != nil {
 		panic(err) // only for a non-positive size
 	}
-	d := &dedup{inner: inner, identity: identity, recent: recent}
-	d.probe = probeOnly(inner)
-	return d
-}
-
-// Follower feeds the persistent store with our identities; Tessera's default
-// bundle hasher is not used.
-func (d *dedup) Follower(func([]byte) ([][]byte, error)) tessera.Follower {
-	return d.inner.Follower(d.bundleIdentities)
-}
-
-func (d *dedup) bundleIdentities(bundle []byte) ([][]byte, error) {
-	entries, err := splitTlogBundle(bundle)
-	if err != nil {
-		return nil, err
+	return &dedup{
+		inner:  inner,
+		key:    func(e *tessera.Entry) (*tessera.Entry, error) { return e, nil },
+		claims: claims,
+		probe:  probeOnly(inner),
+		recent: recent,
 	}
-	ids := make([][]byte, len(entries))
-	for i, e := range entries {
-		id, err := d.identity(e)
+}
+
+// byIdentity makes d dedup a tlog-tiles log by identity(entry data).
+func (d *dedup) byIdentity(identity func([]byte) ([]byte, error)) {
+	d.key = func(e *tessera.Entry) (*tessera.Entry, error) {
+		id, err := identity(e.Data())
 		if err != nil {
-			// Only entries with an identity are ever added; one without
-			// is stored under its own hash rather than stall the follower.
-			id = e
+			return nil, err
 		}
-		ids[i] = tessera.NewEntry(id).Identity()
+		return tessera.NewEntry(id), nil
 	}
-	return ids, nil
+	d.bundleIDs = func(bundle []byte) ([][]byte, error) {
+		entries, err := splitTlogBundle(bundle)
+		if err != nil {
+			return nil, err
+		}
+		ids := make([][]byte, len(entries))
+		for i, e := range entries {
+			id, err := identity(e)
+			if err != nil {
+				// Only entries with an identity are ever added; one without
+				// is stored under its own hash rather than stall the follower.
+				id = e
+			}
+			ids[i] = tessera.NewEntry(id).Identity()
+		}
+		return ids, nil
+	}
+}
+
+// Follower feeds the persistent store with our identities.
+func (d *dedup) Follower(tesseras func([]byte) ([][]byte, error)) tessera.Follower {
+	if d.bundleIDs == nil {
+		return d.inner.Follower(tesseras)
+	}
+	return d.inner.Follower(d.bundleIDs)
 }
 
 func splitTlogBundle(bundle []byte) ([][]byte, error) {
@@ -91,16 +127,20 @@ func splitTlogBundle(bundle []byte) ([][]byte, error) {
 	return b.Entries, nil
 }
 
-// Decorator returns the dedup step of the appender.
+// Decorator returns the dedup step of the appender. The order matters
+// across processes: the claim comes before the persistent probe, so an
+// identity that Forget dropped from the claims is in the persistent store
+// by the time the probe looks.
 func (d *dedup) Decorator() func(tessera.AddFn) tessera.AddFn {
 	return func(add tessera.AddFn) tessera.AddFn {
 		return func(ctx context.Context, e *tessera.Entry) tessera.IndexFuture {
-			id, err := d.identity(e.Data())
+			k, err := d.key(e)
 			if err != nil {
 				return func() (tessera.Index, error) {
 					return tessera.Index{}, fmt.Errorf("%w: %v", problem.ErrBadRequest, err)
 				}
 			}
+			id := k.Identity()
 			key := string(id)
 			d.mu.Lock()
 			if p, ok := d.recent.Get(key); ok {
@@ -116,13 +156,23 @@ func (d *dedup) Decorator() func(tessera.AddFn) tessera.AddFn {
 			d.recent.Add(key, p)
 			d.mu.Unlock()
 
-			idx, err := d.probe(ctx, tessera.NewEntry(id))()
+			if d.claims != nil {
+				i, logged, err := d.claims.Claim(ctx, id)
+				if err != nil {
+					d.fail(key, p, err)
+					return func() (tessera.Index, error) { return tessera.Index{}, err }
+				}
+				if logged {
+					return d.found(p, tessera.Index{Index: i, IsDup: true})
+				}
+			}
+			idx, err := d.probe(ctx, k)()
 			switch {
 			case err == nil:
-				p.idx = idx
-				close(p.done)
-				return func() (tessera.Index, error) { return idx, nil }
+				d.settle(ctx, id, idx.Index)
+				return d.found(p, idx)
 			case !errors.Is(err, errNotLogged):
+				d.release(ctx, id)
 				d.fail(key, p, err)
 				return func() (tessera.Index, error) { return tessera.Index{}, err }
 			}
@@ -130,9 +180,11 @@ func (d *dedup) Decorator() func(tessera.AddFn) tessera.AddFn {
 			resolve := sync.OnceFunc(func() {
 				idx, err := future()
 				if err != nil {
+					d.release(context.WithoutCancel(ctx), id)
 					d.fail(key, p, err)
 					return
 				}
+				d.settle(context.WithoutCancel(ctx), id, idx.Index)
 				p.idx = idx
 				close(p.done)
 			})
@@ -141,6 +193,34 @@ func (d *dedup) Decorator() func(tessera.AddFn) tessera.AddFn {
 				return p.idx, p.err
 			}
 		}
+	}
+}
+
+// found resolves p with a logged entry's index.
+func (d *dedup) found(p *pending, idx tessera.Index) tessera.IndexFuture {
+	p.idx = idx
+	close(p.done)
+	return func() (tessera.Index, error) { return idx, nil }
+}
+
+// settle records a claimed identity's index. If it fails, the claim goes
+// stale and another process may log the entry again: a duplicate, never
+// a lost entry.
+func (d *dedup) settle(ctx context.Context, id []byte, idx uint64) {
+	if d.claims == nil {
+		return
+	}
+	if err := d.claims.Settle(ctx, id, idx); err != nil {
+		slog.Warn("dedup claim not settled", "index", idx, "err", err)
+	}
+}
+
+func (d *dedup) release(ctx context.Context, id []byte) {
+	if d.claims == nil {
+		return
+	}
+	if err := d.claims.Release(ctx, id); err != nil {
+		slog.Warn("dedup claim not released", "err", err)
 	}
 }
 
@@ -156,10 +236,12 @@ func (d *dedup) fail(key string, p *pending, err error) {
 	close(p.done)
 }
 
-// lookup returns the index of identity's entry, if logged.
+// lookup returns the index of the entry with the given identity (before
+// hashing), if logged.
 func (d *dedup) lookup(ctx context.Context, identity []byte) (uint64, bool, error) {
+	k := tessera.NewEntry(identity)
 	d.mu.Lock()
-	p, ok := d.recent.Get(string(identity))
+	p, ok := d.recent.Get(string(k.Identity()))
 	d.mu.Unlock()
 	if ok {
 		select {

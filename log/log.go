@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strconv"
 	"time"
@@ -44,6 +45,9 @@ type Options struct {
 	SplitBundle func(bundle []byte) ([][]byte, error)
 	// Antispam is the persistent dedup store (storage.Open provides one).
 	Antispam tessera.Antispam
+	// Claims, if set, makes dedup exact across the processes that share
+	// the log's storage (storage.Stores.Claims).
+	Claims Claims
 	// CheckpointInterval is how often a checkpoint is published; 0 means
 	// DefaultCheckpointInterval.
 	CheckpointInterval time.Duration
@@ -67,6 +71,9 @@ type Log struct {
 	dedup    *dedup
 	shutdown func(context.Context) error
 	cancel   context.CancelFunc
+	// stopped closes when the claims goroutine (started by Open, stopped
+	// by Close through cancel) has returned.
+	stopped chan struct{}
 }
 
 // Open starts a log on driver. Close it to stop its background work.
@@ -82,15 +89,15 @@ func Open(ctx context.Context, driver tessera.Driver, o Options) (*Log, error) {
 		WithCheckpointSigner(o.Signer).
 		WithCheckpointInterval(interval).
 		WithBatching(tessera.DefaultBatchMaxSize, DefaultBatchMaxAge)
-	var d *dedup
 	gate := newCatchUp(o.Antispam)
+	d := newDedup(gate, o.Claims)
 	if o.CT {
 		// The layout first: WithAntispam takes its bundle hasher.
-		opts = opts.WithCTLayout().WithAntispam(tessera.DefaultAntispamInMemorySize, gate)
+		opts = opts.WithCTLayout()
 	} else {
-		d = newDedup(gate, o.Identity)
-		opts = opts.WithAntispam(tessera.DefaultAntispamInMemorySize, d)
+		d.byIdentity(o.Identity)
 	}
+	opts = opts.WithAntispam(tessera.DefaultAntispamInMemorySize, d)
 	if o.Witnesses != nil {
 		opts = opts.WithWitnesses(*o.Witnesses, &tessera.WitnessOptions{FailOpen: o.WitnessFailOpen})
 	}
@@ -105,7 +112,7 @@ func Open(ctx context.Context, driver tessera.Driver, o Options) (*Log, error) {
 		cancel()
 		return nil, fmt.Errorf("starting log %q: %w", o.Signer.Name(), errors.Join(err, shutdown(ctx)))
 	}
-	return &Log{
+	l := &Log{
 		origin:   o.Signer.Name(),
 		ct:       o.CT,
 		split:    o.SplitBundle,
@@ -117,7 +124,43 @@ func Open(ctx context.Context, driver tessera.Driver, o Options) (*Log, error) {
 		dedup:    d,
 		shutdown: shutdown,
 		cancel:   cancel,
-	}, nil
+		stopped:  make(chan struct{}),
+	}
+	if o.Claims != nil {
+		go l.forgetClaims(o.Claims, gate)
+	} else {
+		close(l.stopped)
+	}
+	return l, nil
+}
+
+// forgetClaimsEvery is how often settled claims the antispam store has
+// indexed are dropped.
+const forgetClaimsEvery = 30 * time.Second
+
+// forgetClaims keeps the claims table to the follower's lag. It runs
+// from Open until Close.
+func (l *Log) forgetClaims(c Claims, gate *catchUp) {
+	defer close(l.stopped)
+	t := time.NewTicker(forgetClaimsEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.bg.Done():
+			return
+		case <-t.C:
+		}
+		if gate.follower == nil {
+			continue
+		}
+		n, err := gate.follower.EntriesProcessed(l.bg)
+		if err == nil {
+			err = c.Forget(l.bg, n)
+		}
+		if err != nil && l.bg.Err() == nil {
+			slog.Warn("dropping settled dedup claims", "log", l.origin, "err", err)
+		}
+	}
 }
 
 // Origin returns the log's origin line.
@@ -158,7 +201,7 @@ func (l *Log) await(ctx context.Context, f tessera.IndexFuture) (uint64, bool, [
 // Lookup returns the index of the entry with the given identity, if the log
 // has one.
 func (l *Log) Lookup(ctx context.Context, identity []byte) (uint64, bool, error) {
-	if l.dedup == nil {
+	if l.ct {
 		return 0, false, errors.New("a CT log has no identity lookup; use an Index")
 	}
 	return l.dedup.lookup(ctx, identity)
@@ -271,6 +314,7 @@ func (l *Log) Reader() tessera.LogReader { return l.reader }
 func (l *Log) Close(ctx context.Context) error {
 	err := l.shutdown(ctx)
 	l.cancel()
+	<-l.stopped
 	return err
 }
 

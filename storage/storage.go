@@ -2,70 +2,138 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+	"io/fs"
+	"regexp"
 
 	"github.com/transparency-dev/tessera"
-	"github.com/transparency-dev/tessera/storage/posix"
-	badger "github.com/transparency-dev/tessera/storage/posix/antispam"
 )
 
 // Backend names.
 const (
 	POSIX = "posix"
+	AWS   = "aws"
+	GCP   = "gcp"
 )
 
-// Config selects and locates a backend.
+// ErrNotExist is returned by State.Get and Objects.Get for a missing key.
+var ErrNotExist = fs.ErrNotExist
+
+// Config selects and locates a backend. Only the fields of the chosen
+// backend are read.
 type Config struct {
-	Backend string // "posix"; empty means posix
-	Dir     string // posix: the data directory
+	Backend string // POSIX, AWS or GCP; empty means POSIX
+
+	// posix
+	Dir string // the data directory
+
+	// aws
+	DSN        string // MySQL DSN naming a database, e.g. vesper:pw@tcp(127.0.0.1:3306)/vesper
+	Bucket     string // S3 bucket (aws) or GCS bucket (gcp)
+	S3Endpoint string // custom S3 endpoint URL (any S3-compatible server); empty means AWS's
+	S3Region   string // empty means the SDK's (AWS_REGION), else us-east-1
+
+	// gcp
+	Spanner string // projects/P/instances/I/databases/D
 }
 
 // Stores is what one log is stored in.
 type Stores struct {
 	Driver   tessera.Driver
 	Antispam tessera.Antispam
+	// Claims is nil where one process owns the log (posix): its in-memory
+	// dedup is exact there.
+	Claims Claims
 }
 
-// Open opens (creating if need be) the stores of the log called name.
-// The antispam store's background work stops when ctx ends.
-func Open(ctx context.Context, c Config, name string) (*Stores, error) {
+// Claims makes deduplication exact across the processes that share a
+// backend: an identity is claimed in the database before its entry is
+// added, so a second front end waits for the first's index instead of
+// adding the entry again. Antispam alone is best effort (its follower
+// lags the log).
+type Claims interface {
+	// Claim returns the index of the entry with identity id if one was
+	// claimed and logged; otherwise it claims id for the caller
+	// (logged false), who must then Settle or Release it. It waits while
+	// another process holds a fresh claim.
+	Claim(ctx context.Context, id []byte) (idx uint64, logged bool, err error)
+	// Settle records the index the claimed entry was logged at.
+	Settle(ctx context.Context, id []byte, idx uint64) error
+	// Release gives up an unsettled claim (the add failed).
+	Release(ctx context.Context, id []byte) error
+	// Forget drops settled claims below index n, which the antispam
+	// store has indexed, keeping the table small.
+	Forget(ctx context.Context, n uint64) error
+}
+
+// State stores small documents that are not Tessera's, by name.
+type State interface {
+	// Get returns the named document, or an error wrapping ErrNotExist.
+	Get(ctx context.Context, name string) ([]byte, error)
+	// Put replaces the named document atomically.
+	Put(ctx context.Context, name string, value []byte) error
+	// Create stores the document unless one exists; it reports whether
+	// it did. Of processes racing to create, exactly one wins.
+	Create(ctx context.Context, name string, value []byte) (bool, error)
+	// Swap replaces the document if it still equals old (nil: absent),
+	// and reports whether it did.
+	Swap(ctx context.Context, name string, old, value []byte) (bool, error)
+}
+
+// Objects stores immutable objects of one log beside its tiles, by path
+// relative to the log's root (issuer/<hex>), where a static-ct-api
+// client expects them.
+type Objects interface {
+	// Put stores an object; storing an existing path again is harmless.
+	Put(ctx context.Context, path string, data []byte, contentType string) error
+	// Get returns the object, or an error wrapping ErrNotExist.
+	Get(ctx context.Context, path string) ([]byte, error)
+}
+
+// Backend is an opened backend. Its methods open the stores of named
+// logs; Close releases the backend itself.
+type Backend interface {
+	// Name is the backend's name (POSIX, AWS, GCP).
+	Name() string
+	// Log opens (creating if need be) the stores of the named log.
+	Log(ctx context.Context, name string) (*Stores, error)
+	// Index opens a lookup index of the named log (for log.NewIndex),
+	// stored as an antispam store, which has the same shape.
+	Index(ctx context.Context, name, index string) (tessera.Antispam, error)
+	// Objects returns the named log's object store.
+	Objects(name string) Objects
+	// State returns the backend's state store.
+	State() State
+	// Close releases the backend (posix: its directory lock).
+	Close() error
+}
+
+// logName is what a log or index name may be: it becomes part of
+// database, directory and object names.
+var logName = regexp.MustCompile(`^[a-z][a-z0-9]{0,15}$`)
+
+func checkName(kind, name string) error {
+	if !logName.MatchString(name) {
+		return fmt.Errorf("storage: %s name %q is not 1-16 lowercase letters and digits", kind, name)
+	}
+	return nil
+}
+
+// Open opens the backend c selects.
+func Open(ctx context.Context, c Config) (Backend, error) {
 	switch c.Backend {
 	case "", POSIX:
-	default:
-		return nil, fmt.Errorf("storage backend %q is not available in this build (use %q)", c.Backend, POSIX)
+		return openPOSIX(c)
+	case AWS:
+		return openAWS(ctx, c)
+	case GCP:
+		return openGCP(ctx, c)
 	}
-	if c.Dir == "" {
-		return nil, fmt.Errorf("storage: posix needs a directory")
-	}
-	logDir := filepath.Join(c.Dir, name)
-	if err := os.MkdirAll(logDir, 0o755); err != nil {
-		return nil, fmt.Errorf("creating %s: %w", logDir, err)
-	}
-	d, err := posix.New(ctx, posix.Config{Path: logDir})
-	if err != nil {
-		return nil, fmt.Errorf("opening posix log in %s: %w", logDir, err)
-	}
-	asDir := filepath.Join(c.Dir, name+"-antispam")
-	as, err := badger.NewAntispam(ctx, asDir, badger.AntispamOpts{})
-	if err != nil {
-		return nil, fmt.Errorf("opening antispam store in %s: %w", asDir, err)
-	}
-	return &Stores{Driver: d, Antispam: as}, nil
+	return nil, fmt.Errorf("storage backend %q: want %s, %s or %s", c.Backend, POSIX, AWS, GCP)
 }
 
-// OpenIndex opens (creating if need be) a lookup index of the log called
-// name, named index (for log.NewIndex). It is stored like the antispam
-// store, which has the same shape.
-func OpenIndex(ctx context.Context, c Config, name, index string) (tessera.Antispam, error) {
-	if c.Backend != "" && c.Backend != POSIX {
-		return nil, fmt.Errorf("storage backend %q is not available in this build (use %q)", c.Backend, POSIX)
-	}
-	dir := filepath.Join(c.Dir, name+"-"+index)
-	as, err := badger.NewAntispam(ctx, dir, badger.AntispamOpts{})
-	if err != nil {
-		return nil, fmt.Errorf("opening %s index in %s: %w", index, dir, err)
-	}
-	return as, nil
+// errMissing names a missing setting of a backend.
+func errMissing(backend, flag string) error {
+	return errors.New("storage " + backend + " needs " + flag)
 }

@@ -63,7 +63,12 @@ func startSTICT(t *testing.T) *stictLog {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := stictserver.Open(ctx, stictserver.OpenConfig{Storage: storage.Config{Dir: filepath.Join(dir, "data")}, Signer: signer, Roots: roots, Receipts: rs, CheckpointInterval: 100 * time.Millisecond})
+	be, err := storage.Open(ctx, storage.Config{Dir: filepath.Join(dir, "data")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = be.Close() })
+	svc, err := stictserver.Open(ctx, stictserver.OpenConfig{Storage: be, Signer: signer, Roots: roots, Receipts: rs, CheckpointInterval: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

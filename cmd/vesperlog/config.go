@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/vesperlog/vesperlog/log/state"
+	"github.com/vesperlog/vesperlog/storage"
 )
 
 // config is every setting of vesperlog. Each is a flag; a YAML file given
@@ -23,7 +26,12 @@ type config struct {
 	VettingOrigin      string        `yaml:"vetting-origin"`
 	VettingKey         string        `yaml:"vetting-key"`
 	ReceiptKey         string        `yaml:"receipt-key"`
-	Agents             string        `yaml:"agents"`
+	DBDSN              string        `yaml:"db-dsn"`
+	S3Bucket           string        `yaml:"s3-bucket"`
+	S3Endpoint         string        `yaml:"s3-endpoint"`
+	S3Region           string        `yaml:"s3-region"`
+	Spanner            string        `yaml:"spanner"`
+	GCSBucket          string        `yaml:"gcs-bucket"`
 	CheckpointInterval time.Duration `yaml:"checkpoint-interval"`
 	IssuedAtWindow     time.Duration `yaml:"iat-window"`
 	WitnessPolicy      string        `yaml:"witness-policy"`
@@ -41,12 +49,10 @@ func parseConfig(args []string) (*config, error) {
 	fs.StringVar(&file, "config", "", "YAML file setting any of these flags by name")
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "address to listen on")
 	fs.StringVar(&c.PublicURL, "public-url", "", "URL clients reach this server at (default http://<listening address>)")
-	fs.StringVar(&c.Storage, "storage", "posix", "storage backend: posix")
-	fs.StringVar(&c.Data, "data", "vesperlog-data", "data directory (logs, antispam, keys, agents)")
+	c.storageFlags(fs)
 	fs.StringVar(&c.VettingOrigin, "vetting-origin", "", "origin of the vetting log (default <public host>/vetting, or the existing key's name)")
 	fs.StringVar(&c.VettingKey, "vetting-key", "", "vetting log checkpoint key file (default <data>/keys/vetting-checkpoint.key)")
 	fs.StringVar(&c.ReceiptKey, "receipt-key", "", "receipt signing key, a private ES256 JWK (default <data>/keys/receipt-es256.jwk)")
-	fs.StringVar(&c.Agents, "agents", "", "registered vetting agents, a JSON file (default <data>/agents.json)")
 	fs.DurationVar(&c.CheckpointInterval, "checkpoint-interval", time.Second, "how often checkpoints are published")
 	fs.DurationVar(&c.IssuedAtWindow, "iat-window", 10*time.Minute, "how far a statement's iat may be from the log's clock")
 	fs.StringVar(&c.WitnessPolicy, "witness-policy", "", "C2SP tlog-policy of the witnesses that must cosign each checkpoint (with URLs)")
@@ -105,7 +111,12 @@ func (c *config) applyFile(path string, fs *flag.FlagSet) error {
 	set("vetting-origin", &c.VettingOrigin, fromFile.VettingOrigin)
 	set("vetting-key", &c.VettingKey, fromFile.VettingKey)
 	set("receipt-key", &c.ReceiptKey, fromFile.ReceiptKey)
-	set("agents", &c.Agents, fromFile.Agents)
+	set("db-dsn", &c.DBDSN, fromFile.DBDSN)
+	set("s3-bucket", &c.S3Bucket, fromFile.S3Bucket)
+	set("s3-endpoint", &c.S3Endpoint, fromFile.S3Endpoint)
+	set("s3-region", &c.S3Region, fromFile.S3Region)
+	set("spanner", &c.Spanner, fromFile.Spanner)
+	set("gcs-bucket", &c.GCSBucket, fromFile.GCSBucket)
 	set("checkpoint-interval", &c.CheckpointInterval, fromFile.CheckpointInterval)
 	set("iat-window", &c.IssuedAtWindow, fromFile.IssuedAtWindow)
 	set("witness-policy", &c.WitnessPolicy, fromFile.WitnessPolicy)
@@ -131,13 +142,60 @@ func (c *config) complete() error {
 	}
 	def(&c.VettingKey, "keys/vetting-checkpoint.key")
 	def(&c.ReceiptKey, "keys/receipt-es256.jwk")
-	def(&c.Agents, "agents.json")
 	def(&c.STICTKey, "keys/stict-p256.jwk")
-	if c.CheckpointInterval < 100*time.Millisecond {
-		return fmt.Errorf("-checkpoint-interval %s is below the 100ms minimum", c.CheckpointInterval)
+	if min := minCheckpointInterval[c.storageName()]; c.CheckpointInterval < min {
+		return fmt.Errorf("-checkpoint-interval %s is below the %s minimum of -storage %s", c.CheckpointInterval, min, c.storageName())
 	}
 	if c.IssuedAtWindow <= 0 {
 		return fmt.Errorf("-iat-window must be positive")
 	}
 	return nil
+}
+
+// minCheckpointInterval is each Tessera driver's.
+var minCheckpointInterval = map[string]time.Duration{
+	storage.POSIX: 100 * time.Millisecond,
+	storage.AWS:   time.Second,
+	storage.GCP:   1200 * time.Millisecond,
+}
+
+// storageFlags defines the flags that choose and locate the backend,
+// shared by the server and its migrate and agents commands.
+func (c *config) storageFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Storage, "storage", storage.POSIX, "storage backend: posix, aws (MySQL-compatible database + S3-compatible bucket) or gcp (Spanner + GCS)")
+	fs.StringVar(&c.Data, "data", "vesperlog-data", "data directory: the logs with posix, and the default place of the key files with every backend")
+	fs.StringVar(&c.DBDSN, "db-dsn", "", "aws: MySQL DSN naming a database, user:password@tcp(host:3306)/vesper; each log gets databases vesper_<log>")
+	fs.StringVar(&c.S3Bucket, "s3-bucket", "", "aws: S3 bucket holding the tiles (logs under vetting/ and stict/)")
+	fs.StringVar(&c.S3Endpoint, "s3-endpoint", "", "aws: S3-compatible endpoint URL, path-style (default AWS's); credentials come from the AWS SDK's environment")
+	fs.StringVar(&c.S3Region, "s3-region", "", "aws: S3 region (default AWS_REGION, else us-east-1)")
+	fs.StringVar(&c.Spanner, "spanner", "", "gcp: Spanner database projects/P/instances/I/databases/D; each log uses databases D-<log>")
+	fs.StringVar(&c.GCSBucket, "gcs-bucket", "", "gcp: GCS bucket holding the tiles and the shared state")
+}
+
+// storage is the backend the flags choose.
+func (c *config) storage() storage.Config {
+	sc := storage.Config{Backend: c.Storage, Dir: c.Data, DSN: c.DBDSN, Bucket: c.S3Bucket,
+		S3Endpoint: c.S3Endpoint, S3Region: c.S3Region, Spanner: c.Spanner}
+	if c.storageName() == storage.GCP {
+		sc.Bucket = c.GCSBucket
+	}
+	return sc
+}
+
+func (c *config) storageName() string {
+	if c.Storage == "" {
+		return storage.POSIX
+	}
+	return c.Storage
+}
+
+// agentsWhere says where the agent registry is, for people.
+func (c *config) agentsWhere() string {
+	switch c.storageName() {
+	case storage.AWS:
+		return "VesperState " + state.AgentsName + " in the -db-dsn database (vesperlog agents get|put)"
+	case storage.GCP:
+		return "gs://" + c.GCSBucket + "/state/" + state.AgentsName + " (vesperlog agents get|put)"
+	}
+	return filepath.Join(c.Data, state.AgentsName)
 }

@@ -21,7 +21,7 @@ func TestConfigFileAndFlags(t *testing.T) {
 	if c.CheckpointInterval != 3*time.Second {
 		t.Fatalf("flag did not win over the file: %v", c.CheckpointInterval)
 	}
-	if c.VettingKey != "/srv/v/keys/vetting-checkpoint.key" || c.Agents != "/srv/v/agents.json" {
+	if c.VettingKey != "/srv/v/keys/vetting-checkpoint.key" || c.agentsWhere() != "/srv/v/agents.json" {
 		t.Fatalf("defaults under data: %+v", c)
 	}
 	for name, args := range map[string][]string{
@@ -30,6 +30,7 @@ func TestConfigFileAndFlags(t *testing.T) {
 		"bad address":         {"-addr", "nowhere"},
 		"stray argument":      {"serve"},
 		"missing config file": {"-config", filepath.Join(dir, "none.yaml")},
+		"aws interval":        {"-storage", "aws", "-checkpoint-interval", "500ms"},
 	} {
 		if _, err := parseConfig(args); err == nil {
 			t.Errorf("%s: accepted", name)

@@ -86,7 +86,7 @@ func startServer(t *testing.T, bin, dir string, args ...string) *running {
 	}()
 	var announced strings.Builder
 	deadline := time.After(30 * time.Second)
-	for !strings.Contains(announced.String(), "agents file:") {
+	for !strings.Contains(announced.String(), "agents:  ") {
 		select {
 		case l, ok := <-lines:
 			if !ok {

@@ -22,6 +22,24 @@ import (
 
 func main() {
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	if len(os.Args) > 1 {
+		if sub, ok := subcommands[os.Args[1]]; ok {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			err := sub(ctx, os.Args[2:], os.Stdout)
+			stop()
+			switch {
+			case errors.Is(err, flag.ErrHelp):
+				os.Exit(0)
+			case errors.As(err, new(usageError)):
+				fmt.Fprintf(os.Stderr, "vesperlog %s: %v\n", os.Args[1], err)
+				os.Exit(2)
+			case err != nil:
+				fmt.Fprintf(os.Stderr, "vesperlog %s: %v\n", os.Args[1], err)
+				os.Exit(1)
+			}
+			return
+		}
+	}
 	cfg, err := parseConfig(os.Args[1:])
 	if errors.Is(err, flag.ErrHelp) {
 		os.Exit(0)

@@ -7,20 +7,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/transparency-dev/tessera"
 
 	vlog "github.com/vesperlog/vesperlog/log"
 	"github.com/vesperlog/vesperlog/log/problem"
+	"github.com/vesperlog/vesperlog/log/state"
 	"github.com/vesperlog/vesperlog/log/stict"
 	"github.com/vesperlog/vesperlog/log/vetting"
 	"github.com/vesperlog/vesperlog/log/vetting/server"
@@ -37,25 +35,18 @@ const vettingPrefix = "/vetting"
 type app struct {
 	cfg      *config
 	metrics  http.Handler
+	backend  storage.Backend // closed by close, after the logs
 	vetting  *vlog.Log
 	vkey     string // the vetting log's verifier key
 	policy   *policy.Policy
 	service  *server.Service
 	receipts *receipts.Signer
-	agents   *agentsFile
+	keys     *state.ReceiptKeys
+	agents   *state.Agents
 	stict    *stictLog // nil unless -stict-roots is set
-	lock     *os.File  // the data directory's lock, held while the app lives
 }
 
-func newApp(ctx context.Context, cfg *config) (*app, error) {
-	var lock *os.File
-	if cfg.Storage == "" || cfg.Storage == storage.POSIX {
-		l, err := keys.LockDir(cfg.Data, 0o755)
-		if err != nil {
-			return nil, fmt.Errorf("data directory: %w", err)
-		}
-		lock = l
-	}
+func newApp(ctx context.Context, cfg *config) (_ *app, err error) {
 	// First, so that the log's instruments report to it.
 	metrics, err := metricsHandler()
 	if err != nil {
@@ -65,7 +56,20 @@ func newApp(ctx context.Context, cfg *config) (*app, error) {
 	if err != nil || pub.Host == "" {
 		return nil, fmt.Errorf("-public-url %q is not an absolute URL", cfg.PublicURL)
 	}
-	origin := cfg.VettingOrigin
+	be, err := storage.Open(ctx, cfg.storage())
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, be.Close())
+		}
+	}()
+	st := be.State()
+	origin, err := logOrigin(ctx, st, "vetting", cfg.VettingOrigin, "")
+	if err != nil {
+		return nil, err
+	}
 	if origin == "" {
 		if _, err := os.Stat(cfg.VettingKey); err != nil {
 			origin = pub.Host + vettingPrefix
@@ -78,6 +82,9 @@ func newApp(ctx context.Context, cfg *config) (*app, error) {
 	if created {
 		slog.Info("created vetting checkpoint key", "file", cfg.VettingKey)
 	}
+	if err := state.Bind(ctx, st, "vetting", state.LogBinding{Origin: ck.Signer.Name(), VKey: ck.VKey}); err != nil {
+		return nil, err
+	}
 	rk, created, err := keys.LoadOrCreateJWK(cfg.ReceiptKey, "ES256")
 	if err != nil {
 		return nil, fmt.Errorf("receipt key: %w", err)
@@ -89,7 +96,11 @@ func newApp(ctx context.Context, cfg *config) (*app, error) {
 	if err != nil {
 		return nil, fmt.Errorf("receipt key %s: %w", cfg.ReceiptKey, err)
 	}
-	agents, err := openAgents(cfg.Agents)
+	history, err := state.OpenReceiptKeys(ctx, st, rs.PublicJWK())
+	if err != nil {
+		return nil, err
+	}
+	agents, err := state.OpenAgents(ctx, st)
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +108,7 @@ func newApp(ctx context.Context, cfg *config) (*app, error) {
 	vkeys := []string{ck.VKey}
 	var ss *stict.Signer
 	if cfg.STICTRoots != "" {
-		if ss, err = stictSigner(cfg, pub.Host); err != nil {
+		if ss, err = stictSigner(ctx, cfg, st, pub.Host); err != nil {
 			return nil, err
 		}
 		vkeys = append(vkeys, ss.VKey())
@@ -107,14 +118,15 @@ func newApp(ctx context.Context, cfg *config) (*app, error) {
 		return nil, err
 	}
 
-	st, err := storage.Open(ctx, storage.Config{Backend: cfg.Storage, Dir: cfg.Data}, "vetting")
+	stores, err := be.Log(ctx, "vetting")
 	if err != nil {
 		return nil, err
 	}
-	l, err := vlog.Open(ctx, st.Driver, vlog.Options{
+	l, err := vlog.Open(ctx, stores.Driver, vlog.Options{
 		Signer:             ck.Signer,
 		Identity:           server.Identity,
-		Antispam:           st.Antispam,
+		Antispam:           stores.Antispam,
+		Claims:             stores.Claims,
 		CheckpointInterval: cfg.CheckpointInterval,
 		Witnesses:          witnesses,
 		WitnessFailOpen:    cfg.WitnessFailOpen,
@@ -125,7 +137,7 @@ func newApp(ctx context.Context, cfg *config) (*app, error) {
 	var sl *stictLog
 	logs := map[string]*vlog.Log{"vetting": l}
 	if ss != nil {
-		if sl, err = openSTICT(ctx, cfg, ss, witnesses, pol, rs); err != nil {
+		if sl, err = openSTICT(ctx, cfg, be, ss, witnesses, pol, rs); err != nil {
 			return nil, errors.Join(err, l.Close(ctx))
 		}
 		logs["stict"] = sl.log
@@ -135,23 +147,43 @@ func newApp(ctx context.Context, cfg *config) (*app, error) {
 	}
 	return &app{
 		cfg:      cfg,
-		lock:     lock,
+		backend:  be,
 		stict:    sl,
 		metrics:  metrics,
 		policy:   pol,
 		vetting:  l,
 		vkey:     ck.VKey,
 		receipts: rs,
+		keys:     history,
 		agents:   agents,
 		service: server.New(server.Config{
 			Log:            l,
-			Agents:         agents.get,
+			Agents:         func() *vetting.Agents { return agents.Get(context.Background()) },
 			Receipts:       rs,
 			IssuedAtWindow: cfg.IssuedAtWindow,
 			PublishTimeout: cfg.PublishTimeout,
 			Policy:         pol,
 		}),
 	}, nil
+}
+
+// logOrigin is a log's origin: the flag's, else the one bound in the
+// backend, else legacy's (a posix log from before bindings), else "". A
+// flag that contradicts the backend is an error.
+func logOrigin(ctx context.Context, st storage.State, log, flag, legacy string) (string, error) {
+	b, err := state.ReadBinding(ctx, st, log)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case b != nil && flag != "" && flag != b.Origin:
+		return "", fmt.Errorf("-%s-origin %q, but the backend's %s log is %q", log, flag, log, b.Origin)
+	case flag != "":
+		return flag, nil
+	case b != nil:
+		return b.Origin, nil
+	}
+	return legacy, nil
 }
 
 // witnessPolicy returns the policy the logs publish and their checkpoints
@@ -249,11 +281,19 @@ func (s *app) handleVerifyVettedInfo(w http.ResponseWriter, r *http.Request) {
 // client's behalf: its own logs and receipt keys, and its agents.
 func (s *app) verification() vesper.Verification {
 	keys := s.jwks()
-	return vesper.Verification{Trust: receipts.Trust{Keys: &keys, Policy: s.policy}, Issuers: s.agents.get()}
+	return vesper.Verification{Trust: receipts.Trust{Keys: &keys, Policy: s.policy}, Issuers: s.agents.Get(context.Background())}
 }
 
+// jwks is the receipt key history: every front end's receipt key, so
+// that a receipt from any of them verifies. If the backend cannot be read,
+// this front end's own key still is.
 func (s *app) jwks() jose.JSONWebKeySet {
-	return jose.JSONWebKeySet{Keys: []jose.JSONWebKey{s.receipts.PublicJWK()}}
+	set, err := s.keys.JWKS(context.Background())
+	if err != nil {
+		slog.Error("serving only this front end's receipt key", "err", err)
+		return jose.JSONWebKeySet{Keys: []jose.JSONWebKey{s.receipts.PublicJWK()}}
+	}
+	return set
 }
 
 func (s *app) transparencyConfiguration() receipts.Configuration {
@@ -302,7 +342,8 @@ func (s *app) announce(w io.Writer, addr string) {
 	fmt.Fprintf(w, "vetting log vkey:   %s\n", s.vkey)
 	fmt.Fprintf(w, "receipt keys:       %s/.well-known/jwks.json\n", s.cfg.PublicURL)
 	fmt.Fprintf(w, "trust document:     %s/.well-known/transparency-configuration\n", s.cfg.PublicURL)
-	fmt.Fprintf(w, "agents file:        %s (%d registered)\n", s.cfg.Agents, s.agents.get().Len())
+	fmt.Fprintf(w, "storage:            %s\n", s.cfg.storageName())
+	fmt.Fprintf(w, "agents:             %s (%d registered)\n", s.cfg.agentsWhere(), s.agents.Get(context.Background()).Len())
 	if s.stict != nil {
 		fmt.Fprintf(w, "STI-CT log origin:  %s\n", s.stict.log.Origin())
 		fmt.Fprintf(w, "STI-CT log vkey:    %s\n", s.stict.signer.VKey())
@@ -322,70 +363,10 @@ func (s *app) close(ctx context.Context) error {
 	if s.stict != nil {
 		err = errors.Join(err, s.stict.log.Close(ctx))
 	}
-	return err
+	return errors.Join(err, s.backend.Close())
 }
 
 func logID(s *stict.Signer) []byte {
 	id := s.LogID()
 	return id[:]
-}
-
-// agentsFile is the agents registry, reloaded when its file changes so that
-// registering an agent needs no restart. A file that fails to parse is
-// logged and the previous registry kept.
-type agentsFile struct {
-	path string
-
-	mu      sync.Mutex // guards the fields below
-	modTime time.Time
-	size    int64
-	agents  *vetting.Agents
-}
-
-func openAgents(path string) (*agentsFile, error) {
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		if err := keys.WriteFile(path, []byte("{\"agents\": []}\n"), 0o644); err != nil {
-			return nil, fmt.Errorf("creating agents file: %w", err)
-		}
-		slog.Info("created empty agents file", "file", path)
-	}
-	a := &agentsFile{path: path}
-	if err := a.load(); err != nil {
-		return nil, err
-	}
-	return a, nil
-}
-
-func (a *agentsFile) load() error {
-	fi, err := os.Stat(a.path)
-	if err != nil {
-		return fmt.Errorf("agents file: %w", err)
-	}
-	b, err := os.ReadFile(a.path)
-	if err != nil {
-		return fmt.Errorf("agents file: %w", err)
-	}
-	ag, err := vetting.ParseAgents(b)
-	if err != nil {
-		return fmt.Errorf("%s: %w", a.path, err)
-	}
-	a.agents, a.modTime, a.size = ag, fi.ModTime(), fi.Size()
-	return nil
-}
-
-// get returns the registry, reloading it if the file changed. A stat per
-// submission costs far less than the signature check that follows it.
-func (a *agentsFile) get() *vetting.Agents {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	fi, err := os.Stat(a.path)
-	if err != nil || (fi.ModTime().Equal(a.modTime) && fi.Size() == a.size) {
-		return a.agents
-	}
-	if err := a.load(); err != nil {
-		slog.Error("agents file not reloaded; keeping the previous one", "err", err)
-	} else {
-		slog.Info("agents file reloaded", "file", a.path, "agents", a.agents.Len())
-	}
-	return a.agents
 }

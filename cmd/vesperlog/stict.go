@@ -18,6 +18,7 @@ import (
 	"github.com/transparency-dev/tessera"
 
 	vlog "github.com/vesperlog/vesperlog/log"
+	"github.com/vesperlog/vesperlog/log/state"
 	"github.com/vesperlog/vesperlog/log/stict"
 	stictserver "github.com/vesperlog/vesperlog/log/stict/server"
 	"github.com/vesperlog/vesperlog/receipts"
@@ -40,18 +41,22 @@ type stictLog struct {
 // stictSigner loads (or creates) the STI-CT log's key. The origin is
 // -stict-origin, else the existing log's (its checkpoint's first line), else
 // <public host>/stict: a log keeps its origin when the public URL changes.
-func stictSigner(cfg *config, host string) (*stict.Signer, error) {
-	existing, err := checkpointOrigin(filepath.Join(cfg.Data, "stict", "checkpoint"))
+func stictSigner(ctx context.Context, cfg *config, st storage.State, host string) (*stict.Signer, error) {
+	var legacy string
+	if cfg.storageName() == storage.POSIX {
+		var err error
+		if legacy, err = checkpointOrigin(filepath.Join(cfg.Data, stictserver.Name, "checkpoint")); err != nil {
+			return nil, err
+		}
+	}
+	origin, err := logOrigin(ctx, st, stictserver.Name, cfg.STICTOrigin, legacy)
 	if err != nil {
 		return nil, err
 	}
-	origin := cfg.STICTOrigin
-	switch {
-	case origin != "" && existing != "" && origin != existing:
-		return nil, fmt.Errorf("-stict-origin %q, but the log in %s is %q", origin, cfg.Data, existing)
-	case origin == "" && existing != "":
-		origin = existing
-	case origin == "":
+	if legacy != "" && origin != legacy {
+		return nil, fmt.Errorf("-stict-origin %q, but the log in %s is %q", origin, cfg.Data, legacy)
+	}
+	if origin == "" {
 		origin = host + stictPrefix
 	}
 	k, created, err := keys.LoadOrCreateJWK(cfg.STICTKey, "ES256")
@@ -68,6 +73,9 @@ func stictSigner(cfg *config, host string) (*stict.Signer, error) {
 	s, err := stict.NewSigner(origin, ek)
 	if err != nil {
 		return nil, fmt.Errorf("STI-CT log key %s: %w", cfg.STICTKey, err)
+	}
+	if err := state.Bind(ctx, st, stictserver.Name, state.LogBinding{Origin: origin, VKey: s.VKey()}); err != nil {
+		return nil, err
 	}
 	// The public key as CT tools take it (ctclient --pub_key).
 	spki, err := x509.MarshalPKIXPublicKey(ek.Public())
@@ -107,7 +115,7 @@ func checkpointOrigin(path string) (string, error) {
 }
 
 // openSTICT starts the STI-CT log.
-func openSTICT(ctx context.Context, cfg *config, signer *stict.Signer, witnesses *tessera.WitnessGroup, pol *policy.Policy, rs *receipts.Signer) (*stictLog, error) {
+func openSTICT(ctx context.Context, cfg *config, be storage.Backend, signer *stict.Signer, witnesses *tessera.WitnessGroup, pol *policy.Policy, rs *receipts.Signer) (*stictLog, error) {
 	pemBytes, err := os.ReadFile(cfg.STICTRoots)
 	if err != nil {
 		return nil, fmt.Errorf("-stict-roots: %w", err)
@@ -117,7 +125,7 @@ func openSTICT(ctx context.Context, cfg *config, signer *stict.Signer, witnesses
 		return nil, fmt.Errorf("-stict-roots %s: %w", cfg.STICTRoots, err)
 	}
 	svc, err := stictserver.Open(ctx, stictserver.OpenConfig{
-		Storage:            storage.Config{Backend: cfg.Storage, Dir: cfg.Data},
+		Storage:            be,
 		Signer:             signer,
 		Roots:              roots,
 		Receipts:           rs,

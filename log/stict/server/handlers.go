@@ -193,7 +193,7 @@ func (s *Service) handleIssuer(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, fmt.Errorf("%w: an issuer is named by the lowercase hex SHA-256 of its DER", problem.ErrNotFound))
 		return
 	}
-	der, err := s.cfg.Issuers.Get([32]byte(b))
+	der, err := s.cfg.Issuers.Get(r.Context(), [32]byte(b))
 	if err != nil {
 		problem.Write(w, r, err)
 		return

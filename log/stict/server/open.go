@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"time"
 
 	"github.com/transparency-dev/tessera"
@@ -18,7 +17,7 @@ import (
 // OpenConfig is what Open needs: where the log is stored, its keys and
 // roots, and how it publishes.
 type OpenConfig struct {
-	Storage  storage.Config
+	Storage  storage.Backend
 	Signer   *stict.Signer
 	Roots    *stict.Roots
 	Receipts *receipts.Signer
@@ -31,22 +30,21 @@ type OpenConfig struct {
 	Policy         *policy.Policy
 }
 
-// Open starts the STI-CT log stored under c.Storage as "stict": its tiles
-// and issuer/ in stict/, its dedup store, and its leaf-hash index. Close
-// its Log to stop it.
+// Name is the STI-CT log's name in its storage backend.
+const Name = "stict"
+
+// Open starts the STI-CT log stored in c.Storage as Name: its tiles and
+// issuer/ objects, its dedup store, and its leaf-hash index. Close its Log
+// to stop it.
 func Open(ctx context.Context, c OpenConfig) (*Service, error) {
-	if c.Signer == nil || c.Roots == nil || c.Receipts == nil {
-		return nil, errors.New("stict server: Signer, Roots and Receipts are required")
+	if c.Storage == nil || c.Signer == nil || c.Roots == nil || c.Receipts == nil {
+		return nil, errors.New("stict server: Storage, Signer, Roots and Receipts are required")
 	}
-	st, err := storage.Open(ctx, c.Storage, "stict")
+	st, err := c.Storage.Log(ctx, Name)
 	if err != nil {
 		return nil, err
 	}
-	leafHashes, err := storage.OpenIndex(ctx, c.Storage, "stict", "leafhash")
-	if err != nil {
-		return nil, err
-	}
-	issuers, err := OpenIssuers(filepath.Join(c.Storage.Dir, "stict", "issuer"))
+	leafHashes, err := c.Storage.Index(ctx, Name, "leafhash")
 	if err != nil {
 		return nil, err
 	}
@@ -55,6 +53,7 @@ func Open(ctx context.Context, c OpenConfig) (*Service, error) {
 		CT:                 true,
 		SplitBundle:        stict.SplitTile,
 		Antispam:           st.Antispam,
+		Claims:             st.Claims,
 		CheckpointInterval: c.CheckpointInterval,
 		Witnesses:          c.Witnesses,
 		WitnessFailOpen:    c.WitnessFailOpen,
@@ -66,7 +65,7 @@ func Open(ctx context.Context, c OpenConfig) (*Service, error) {
 		Log:            l,
 		Signer:         c.Signer,
 		Roots:          c.Roots,
-		Issuers:        issuers,
+		Issuers:        NewIssuers(c.Storage.Objects(Name)),
 		LeafHashes:     l.NewIndex(leafHashes, LeafHash),
 		Receipts:       c.Receipts,
 		PublishTimeout: c.PublishTimeout,

@@ -86,7 +86,7 @@ func (s *Service) Add(ctx context.Context, chain [][]byte, precert bool) (*Added
 	}
 	// Before the entry, so that every fingerprint in the log resolves.
 	for _, c := range v.Chain[1:] {
-		if err := s.cfg.Issuers.Put(c.Raw); err != nil {
+		if err := s.cfg.Issuers.Put(ctx, c.Raw); err != nil {
 			return nil, err
 		}
 	}
@@ -246,7 +246,7 @@ func (s *Service) Entries(ctx context.Context, start, end uint64) ([]ct.LeafEntr
 		if err != nil {
 			return nil, fmt.Errorf("stored entry %d: %w", i, err)
 		}
-		chain, err := s.cfg.Issuers.Chain(l.Chain)
+		chain, err := s.cfg.Issuers.Chain(ctx, l.Chain)
 		if err != nil {
 			return nil, fmt.Errorf("stored entry %d: %w", i, err)
 		}

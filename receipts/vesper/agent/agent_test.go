@@ -35,7 +35,12 @@ func newAgent(t *testing.T) (*Service, string, receipts.Trust, *vetting.Agents) 
 	dir := t.TempDir()
 	skey, vkey, _ := note.GenerateKey(rand.Reader, "example.test/vetting")
 	signer, _ := note.NewSigner(skey)
-	st, err := storage.Open(ctx, storage.Config{Dir: dir}, "vetting")
+	be, err := storage.Open(ctx, storage.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = be.Close() })
+	st, err := be.Log(ctx, "vetting")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,16 @@
+// Package state keeps what a vesperlog deployment shares beside Tessera's
+// tiles, in its storage backend's State, so that every front end on one
+// backend sees the same:
+//
+//   - the vetting agent registry (agents.json), reloaded as it changes;
+//   - each log's binding (log-<name>.json): its origin and checkpoint
+//     verifier key, fixed on the first start, so that a front end given
+//     another key refuses to start rather than sign the log's
+//     checkpoints with it;
+//   - the receipt key history (receipt-keys.json): the public key of
+//     every receipt signer that ever served, never deleted, so that a
+//     receipt from any front end verifies against any front end's JWKS.
+//
+// Documents are JSON. Writes go through the State's compare-and-swap, so
+// front ends starting together do not lose each other's keys.
+package state

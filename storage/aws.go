@@ -1,0 +1,369 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/go-sql-driver/mysql"
+	"github.com/transparency-dev/tessera"
+	tessaws "github.com/transparency-dev/tessera/storage/aws"
+	awsantispam "github.com/transparency-dev/tessera/storage/aws/antispam"
+)
+
+// awsBackend is Tessera's AWS driver on a MySQL-compatible database and an
+// S3-compatible bucket. It holds one pool on the base database (state)
+// and one per log (claims); Close closes them.
+type awsBackend struct {
+	c      Config
+	dsn    *mysql.Config // the base database's DSN
+	sdk    aws.Config
+	s3opts func(*s3.Options)
+	s3     *s3.Client
+	db     *sql.DB // the base database: VesperState
+
+	mu    sync.Mutex // guards pools
+	pools []*sql.DB  // the claims pools, closed by Close
+}
+
+func openAWS(ctx context.Context, c Config) (*awsBackend, error) {
+	switch {
+	case c.DSN == "":
+		return nil, errMissing(AWS, "a MySQL DSN (-db-dsn)")
+	case c.Bucket == "":
+		return nil, errMissing(AWS, "an S3 bucket (-s3-bucket)")
+	}
+	dsn, err := mysql.ParseDSN(c.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("-db-dsn: %w", err)
+	}
+	if dsn.DBName == "" || !validDBName(dsn.DBName) {
+		return nil, fmt.Errorf("-db-dsn must name a database of letters, digits and underscores (…/vesper), not %q", dsn.DBName)
+	}
+	sdk, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("loading AWS configuration: %w", err)
+	}
+	if c.S3Region != "" {
+		sdk.Region = c.S3Region
+	} else if sdk.Region == "" {
+		sdk.Region = "us-east-1"
+	}
+	s3opts := func(o *s3.Options) {
+		if c.S3Endpoint != "" {
+			o.BaseEndpoint = aws.String(c.S3Endpoint)
+			// Most S3-compatible servers have no per-bucket host names.
+			o.UsePathStyle = true
+		}
+	}
+	b := &awsBackend{c: c, dsn: dsn, sdk: sdk, s3opts: s3opts, s3: s3.NewFromConfig(sdk, s3opts)}
+	if _, err := b.s3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(c.Bucket)}); err != nil {
+		return nil, fmt.Errorf("S3 bucket %q (endpoint %s): %w", c.Bucket, endpointName(c.S3Endpoint), err)
+	}
+	if err := b.createDatabase(ctx, dsn.DBName); err != nil {
+		return nil, err
+	}
+	if b.db, err = sql.Open("mysql", c.DSN); err != nil {
+		return nil, fmt.Errorf("opening database: %w", err)
+	}
+	if _, err := b.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS VesperState (
+		name VARCHAR(190) NOT NULL PRIMARY KEY,
+		value LONGBLOB NOT NULL)`); err != nil {
+		b.db.Close()
+		return nil, fmt.Errorf("creating state table: %w", err)
+	}
+	return b, nil
+}
+
+func endpointName(e string) string {
+	if e == "" {
+		return "AWS"
+	}
+	return e
+}
+
+func validDBName(s string) bool {
+	for _, r := range s {
+		if !(r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return len(s) > 0 && len(s) <= 40
+}
+
+// dsnFor is the base DSN with another database.
+func (b *awsBackend) dsnFor(db string) string {
+	c := b.dsn.Clone()
+	c.DBName = db
+	return c.FormatDSN()
+}
+
+// createDatabase creates db if need be, connecting without a database.
+func (b *awsBackend) createDatabase(ctx context.Context, db string) error {
+	conn, err := sql.Open("mysql", b.dsnFor(""))
+	if err != nil {
+		return fmt.Errorf("opening database server: %w", err)
+	}
+	defer conn.Close()
+	// db passed validDBName or is built from it and a log name.
+	if _, err := conn.ExecContext(ctx, "CREATE DATABASE IF NOT EXISTS `"+db+"`"); err != nil {
+		return fmt.Errorf("creating database %s (the DSN's user needs CREATE on %s_*): %w", db, b.dsn.DBName, err)
+	}
+	return nil
+}
+
+func (b *awsBackend) Name() string { return AWS }
+
+func (b *awsBackend) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	err := b.db.Close()
+	for _, p := range b.pools {
+		err = errors.Join(err, p.Close())
+	}
+	b.pools = nil
+	return err
+}
+
+func (b *awsBackend) Log(ctx context.Context, name string) (*Stores, error) {
+	if err := checkName("log", name); err != nil {
+		return nil, err
+	}
+	db := b.dsn.DBName + "_" + name
+	if err := b.createDatabase(ctx, db); err != nil {
+		return nil, err
+	}
+	d, err := tessaws.New(ctx, tessaws.Config{
+		SDKConfig:    &b.sdk,
+		S3Options:    b.s3opts,
+		Bucket:       b.c.Bucket,
+		BucketPrefix: name,
+		DSN:          b.dsnFor(db),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("opening aws log %s: %w", name, err)
+	}
+	as, err := awsantispam.NewAntispam(ctx, b.dsnFor(db), awsantispam.AntispamOpts{})
+	if err != nil {
+		return nil, fmt.Errorf("opening antispam store of %s in database %s: %w", name, db, err)
+	}
+	claims, err := b.openClaims(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	return &Stores{Driver: d, Antispam: as, Claims: claims}, nil
+}
+
+func (b *awsBackend) Index(ctx context.Context, name, index string) (tessera.Antispam, error) {
+	if err := errors.Join(checkName("log", name), checkName("index", index)); err != nil {
+		return nil, err
+	}
+	db := b.dsn.DBName + "_" + name + "_" + index
+	if err := b.createDatabase(ctx, db); err != nil {
+		return nil, err
+	}
+	as, err := awsantispam.NewAntispam(ctx, b.dsnFor(db), awsantispam.AntispamOpts{})
+	if err != nil {
+		return nil, fmt.Errorf("opening %s index of %s in database %s: %w", index, name, db, err)
+	}
+	return as, nil
+}
+
+func (b *awsBackend) Objects(name string) Objects {
+	return s3Objects{client: b.s3, bucket: b.c.Bucket, prefix: name + "/"}
+}
+
+func (b *awsBackend) State() State { return sqlState{db: b.db} }
+
+// s3Objects are objects in the bucket under the log's prefix, so that the
+// bucket alone serves the static-ct-api layout.
+type s3Objects struct {
+	client *s3.Client
+	bucket string
+	prefix string
+}
+
+func (o s3Objects) Put(ctx context.Context, p string, data []byte, contentType string) error {
+	in := &s3.PutObjectInput{
+		Bucket: aws.String(o.bucket),
+		Key:    aws.String(o.prefix + p),
+		Body:   bytes.NewReader(data),
+	}
+	if contentType != "" {
+		in.ContentType = aws.String(contentType)
+	}
+	if _, err := o.client.PutObject(ctx, in); err != nil {
+		return fmt.Errorf("storing object %s: %w", o.prefix+p, err)
+	}
+	return nil
+}
+
+func (o s3Objects) Get(ctx context.Context, p string) ([]byte, error) {
+	out, err := o.client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(o.bucket), Key: aws.String(o.prefix + p)})
+	if err != nil {
+		var nsk *s3types.NoSuchKey
+		if errors.As(err, &nsk) {
+			return nil, fmt.Errorf("object %s: %w", o.prefix+p, ErrNotExist)
+		}
+		return nil, fmt.Errorf("reading object %s: %w", o.prefix+p, err)
+	}
+	defer out.Body.Close()
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(out.Body); err != nil {
+		return nil, fmt.Errorf("reading object %s: %w", o.prefix+p, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// sqlState is the VesperState table of the base database.
+type sqlState struct{ db *sql.DB }
+
+func (s sqlState) Get(ctx context.Context, name string) ([]byte, error) {
+	var v []byte
+	err := s.db.QueryRowContext(ctx, "SELECT value FROM VesperState WHERE name = ?", name).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("state %s: %w", name, ErrNotExist)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading state %s: %w", name, err)
+	}
+	return v, nil
+}
+
+func (s sqlState) Put(ctx context.Context, name string, value []byte) error {
+	if _, err := s.db.ExecContext(ctx,
+		"INSERT INTO VesperState (name, value) VALUES (?, ?) ON DUPLICATE KEY UPDATE value = VALUES(value)",
+		name, value); err != nil {
+		return fmt.Errorf("writing state %s: %w", name, err)
+	}
+	return nil
+}
+
+func (s sqlState) Create(ctx context.Context, name string, value []byte) (bool, error) {
+	r, err := s.db.ExecContext(ctx, "INSERT IGNORE INTO VesperState (name, value) VALUES (?, ?)", name, value)
+	if err != nil {
+		return false, fmt.Errorf("creating state %s: %w", name, err)
+	}
+	n, err := r.RowsAffected()
+	return n == 1, err
+}
+
+func (s sqlState) Swap(ctx context.Context, name string, old, value []byte) (bool, error) {
+	if old == nil {
+		return s.Create(ctx, name, value)
+	}
+	if bytes.Equal(old, value) {
+		// MySQL counts an UPDATE that changes nothing as no row affected.
+		cur, err := s.Get(ctx, name)
+		if errors.Is(err, ErrNotExist) {
+			return false, nil
+		}
+		return err == nil && bytes.Equal(cur, old), err
+	}
+	r, err := s.db.ExecContext(ctx, "UPDATE VesperState SET value = ? WHERE name = ? AND value = ?", value, name, old)
+	if err != nil {
+		return false, fmt.Errorf("swapping state %s: %w", name, err)
+	}
+	n, err := r.RowsAffected()
+	return n == 1, err
+}
+
+// claimStale is how long a claim may stay unsettled before another
+// process takes it over: its holder died between claiming and logging.
+// A holder settles as soon as its entry is sequenced, well within this.
+const claimStale = 15 * time.Second
+
+// claimPoll is how often a process waiting on another's claim looks again.
+const claimPoll = 20 * time.Millisecond
+
+// sqlClaims is the VesperClaim table of a log's database.
+type sqlClaims struct{ db *sql.DB }
+
+func (b *awsBackend) openClaims(ctx context.Context, db string) (*sqlClaims, error) {
+	pool, err := sql.Open("mysql", b.dsnFor(db))
+	if err != nil {
+		return nil, fmt.Errorf("opening database %s: %w", db, err)
+	}
+	if _, err := pool.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS VesperClaim (
+		h VARBINARY(64) NOT NULL PRIMARY KEY,
+		idx BIGINT UNSIGNED NULL,
+		claimed BIGINT NOT NULL,
+		KEY (idx))`); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("creating claims table in %s: %w", db, err)
+	}
+	b.mu.Lock()
+	b.pools = append(b.pools, pool)
+	b.mu.Unlock()
+	return &sqlClaims{db: pool}, nil
+}
+
+func (c *sqlClaims) Claim(ctx context.Context, id []byte) (uint64, bool, error) {
+	t := time.NewTicker(claimPoll)
+	defer t.Stop()
+	for {
+		now := time.Now().UnixMilli()
+		r, err := c.db.ExecContext(ctx, "INSERT IGNORE INTO VesperClaim (h, idx, claimed) VALUES (?, NULL, ?)", id, now)
+		if err != nil {
+			return 0, false, fmt.Errorf("claiming entry: %w", err)
+		}
+		if n, err := r.RowsAffected(); err != nil || n == 1 {
+			return 0, false, err
+		}
+		var idx sql.NullInt64
+		var claimed int64
+		err = c.db.QueryRowContext(ctx, "SELECT idx, claimed FROM VesperClaim WHERE h = ?", id).Scan(&idx, &claimed)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			continue // released meanwhile: claim again
+		case err != nil:
+			return 0, false, fmt.Errorf("reading claim: %w", err)
+		case idx.Valid:
+			return uint64(idx.Int64), true, nil
+		case now-claimed > claimStale.Milliseconds():
+			r, err := c.db.ExecContext(ctx, "UPDATE VesperClaim SET claimed = ? WHERE h = ? AND idx IS NULL AND claimed = ?", now, id, claimed)
+			if err != nil {
+				return 0, false, fmt.Errorf("taking over a stale claim: %w", err)
+			}
+			if n, err := r.RowsAffected(); err != nil || n == 1 {
+				return 0, false, err
+			}
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return 0, false, fmt.Errorf("waiting for another front end's claim: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+func (c *sqlClaims) Settle(ctx context.Context, id []byte, idx uint64) error {
+	if _, err := c.db.ExecContext(ctx, "UPDATE VesperClaim SET idx = ? WHERE h = ?", idx, id); err != nil {
+		return fmt.Errorf("settling claim: %w", err)
+	}
+	return nil
+}
+
+func (c *sqlClaims) Release(ctx context.Context, id []byte) error {
+	if _, err := c.db.ExecContext(ctx, "DELETE FROM VesperClaim WHERE h = ? AND idx IS NULL", id); err != nil {
+		return fmt.Errorf("releasing claim: %w", err)
+	}
+	return nil
+}
+
+func (c *sqlClaims) Forget(ctx context.Context, n uint64) error {
+	if _, err := c.db.ExecContext(ctx, "DELETE FROM VesperClaim WHERE idx < ?", n); err != nil {
+		return fmt.Errorf("forgetting claims: %w", err)
+	}
+	return nil
+}
+

@@ -1,0 +1,181 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/transparency-dev/tessera"
+	"github.com/transparency-dev/tessera/storage/posix"
+	badger "github.com/transparency-dev/tessera/storage/posix/antispam"
+
+	"github.com/vesperlog/vesperlog/storage/keys"
+)
+
+// posixBackend keeps everything in one directory, which it holds locked
+// from Open to Close.
+type posixBackend struct {
+	dir  string
+	lock *os.File // the directory's lock; closing it releases the lock
+	// mu serialises Create and Swap: the lock keeps other processes out,
+	// mu the goroutines of this one.
+	mu sync.Mutex
+}
+
+func openPOSIX(c Config) (*posixBackend, error) {
+	if c.Dir == "" {
+		return nil, errMissing(POSIX, "a data directory (-data)")
+	}
+	lock, err := keys.LockDir(c.Dir, 0o755)
+	if err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	return &posixBackend{dir: c.Dir, lock: lock}, nil
+}
+
+func (b *posixBackend) Name() string { return POSIX }
+
+func (b *posixBackend) Close() error { return b.lock.Close() }
+
+func (b *posixBackend) Log(ctx context.Context, name string) (*Stores, error) {
+	if err := checkName("log", name); err != nil {
+		return nil, err
+	}
+	logDir := filepath.Join(b.dir, name)
+	if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating %s: %w", logDir, err)
+	}
+	d, err := posix.New(ctx, posix.Config{Path: logDir})
+	if err != nil {
+		return nil, fmt.Errorf("opening posix log in %s: %w", logDir, err)
+	}
+	as, err := b.badger(ctx, name+"-antispam")
+	if err != nil {
+		return nil, err
+	}
+	return &Stores{Driver: d, Antispam: as}, nil
+}
+
+func (b *posixBackend) Index(ctx context.Context, name, index string) (tessera.Antispam, error) {
+	if err := errors.Join(checkName("log", name), checkName("index", index)); err != nil {
+		return nil, err
+	}
+	return b.badger(ctx, name+"-"+index)
+}
+
+// badger opens a Badger antispam store in the named subdirectory. Its
+// background work stops when ctx ends.
+func (b *posixBackend) badger(ctx context.Context, sub string) (tessera.Antispam, error) {
+	dir := filepath.Join(b.dir, sub)
+	as, err := badger.NewAntispam(ctx, dir, badger.AntispamOpts{})
+	if err != nil {
+		return nil, fmt.Errorf("opening antispam store in %s: %w", dir, err)
+	}
+	return as, nil
+}
+
+func (b *posixBackend) Objects(name string) Objects {
+	return posixObjects{dir: filepath.Join(b.dir, name)}
+}
+
+func (b *posixBackend) State() State { return (*posixState)(b) }
+
+// posixObjects are files below a log's directory, beside its tiles.
+type posixObjects struct{ dir string }
+
+func (o posixObjects) path(p string) (string, error) {
+	if !fs.ValidPath(p) || strings.Contains(p, `\`) {
+		return "", fmt.Errorf("storage: bad object path %q", p)
+	}
+	return filepath.Join(o.dir, filepath.FromSlash(p)), nil
+}
+
+func (o posixObjects) Put(_ context.Context, p string, data []byte, _ string) error {
+	path, err := o.path(p)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(path); err == nil {
+		return nil // immutable: the first copy stands
+	}
+	// Atomic: a reader sees the whole object or none.
+	return keys.WriteFile(path, data, 0o644)
+}
+
+func (o posixObjects) Get(_ context.Context, p string) ([]byte, error) {
+	path, err := o.path(p)
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading object %s: %w", p, err)
+	}
+	return b, nil
+}
+
+// posixState keeps each document as a file in the data directory.
+type posixState posixBackend
+
+func (s *posixState) path(name string) (string, error) {
+	if !fs.ValidPath(name) || strings.ContainsAny(name, `/\`) || strings.HasPrefix(name, ".") {
+		return "", fmt.Errorf("storage: bad state name %q", name)
+	}
+	return filepath.Join(s.dir, name), nil
+}
+
+func (s *posixState) Get(_ context.Context, name string) ([]byte, error) {
+	path, err := s.path(name)
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return b, nil
+}
+
+func (s *posixState) Put(_ context.Context, name string, value []byte) error {
+	path, err := s.path(name)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return keys.WriteFile(path, value, 0o644)
+}
+
+func (s *posixState) Create(ctx context.Context, name string, value []byte) (bool, error) {
+	return s.Swap(ctx, name, nil, value)
+}
+
+func (s *posixState) Swap(ctx context.Context, name string, old, value []byte) (bool, error) {
+	path, err := s.path(name)
+	if err != nil {
+		return false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if old != nil {
+			return false, nil
+		}
+	case err != nil:
+		return false, fmt.Errorf("reading %s: %w", path, err)
+	case old == nil || !bytes.Equal(cur, old):
+		return false, nil
+	}
+	if err := keys.WriteFile(path, value, 0o644); err != nil {
+		return false, err
+	}
+	return true, nil
+}
