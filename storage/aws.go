@@ -366,4 +366,3 @@ func (c *sqlClaims) Forget(ctx context.Context, n uint64) error {
 	}
 	return nil
 }
-

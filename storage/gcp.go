@@ -8,10 +8,10 @@ import (
 	"regexp"
 
 	gcs "cloud.google.com/go/storage"
-	"google.golang.org/api/googleapi"
 	"github.com/transparency-dev/tessera"
 	tessgcp "github.com/transparency-dev/tessera/storage/gcp"
 	gcpantispam "github.com/transparency-dev/tessera/storage/gcp/antispam"
+	"google.golang.org/api/googleapi"
 )
 
 // gcpBackend is Tessera's GCP driver on Spanner and GCS. The operator
