@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -65,8 +66,8 @@ func openAWS(ctx context.Context, c Config) (*awsBackend, error) {
 		}
 	}
 	b := &awsBackend{c: c, dsn: dsn, sdk: sdk, s3opts: s3opts, s3: s3.NewFromConfig(sdk, s3opts)}
-	if _, err := b.s3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(c.Bucket)}); err != nil {
-		return nil, fmt.Errorf("S3 bucket %q (endpoint %s): %w", c.Bucket, endpointName(c.S3Endpoint), err)
+	if err := b.ensureBucket(ctx); err != nil {
+		return nil, err
 	}
 	if err := b.createDatabase(ctx, dsn.DBName); err != nil {
 		return nil, err
@@ -81,6 +82,23 @@ func openAWS(ctx context.Context, c Config) (*awsBackend, error) {
 		return nil, fmt.Errorf("creating state table: %w", err)
 	}
 	return b, nil
+}
+
+// ensureBucket creates the bucket if it does not exist, so that a first
+// start needs no S3 tool; an existing bucket is used as it is.
+func (b *awsBackend) ensureBucket(ctx context.Context) error {
+	_, err := b.s3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(b.c.Bucket)})
+	var nf *s3types.NotFound
+	if errors.As(err, &nf) {
+		_, err = b.s3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(b.c.Bucket)})
+		if err == nil {
+			slog.Info("created S3 bucket", "bucket", b.c.Bucket)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("S3 bucket %q (endpoint %s): %w", b.c.Bucket, endpointName(b.c.S3Endpoint), err)
+	}
+	return nil
 }
 
 func endpointName(e string) string {

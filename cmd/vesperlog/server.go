@@ -66,7 +66,7 @@ func newApp(ctx context.Context, cfg *config) (_ *app, err error) {
 		}
 	}()
 	st := be.State()
-	origin, err := logOrigin(ctx, st, "vetting", cfg.VettingOrigin, "")
+	origin, err := logOrigin(ctx, st, server.Name, cfg.VettingOrigin, "")
 	if err != nil {
 		return nil, err
 	}
@@ -82,7 +82,7 @@ func newApp(ctx context.Context, cfg *config) (_ *app, err error) {
 	if created {
 		slog.Info("created vetting checkpoint key", "file", cfg.VettingKey)
 	}
-	if err := state.Bind(ctx, st, "vetting", state.LogBinding{Origin: ck.Signer.Name(), VKey: ck.VKey}); err != nil {
+	if err := state.Bind(ctx, st, server.Name, state.LogBinding{Origin: ck.Signer.Name(), VKey: ck.VKey}); err != nil {
 		return nil, err
 	}
 	rk, created, err := keys.LoadOrCreateJWK(cfg.ReceiptKey, "ES256")
@@ -100,7 +100,11 @@ func newApp(ctx context.Context, cfg *config) (_ *app, err error) {
 	if err != nil {
 		return nil, err
 	}
-	agents, err := state.OpenAgents(ctx, st)
+	every := state.ReloadEvery
+	if be.Name() == storage.POSIX {
+		every = 0
+	}
+	agents, err := state.OpenAgents(ctx, st, every)
 	if err != nil {
 		return nil, err
 	}
@@ -118,22 +122,22 @@ func newApp(ctx context.Context, cfg *config) (_ *app, err error) {
 		return nil, err
 	}
 
-	stores, err := be.Log(ctx, "vetting")
-	if err != nil {
-		return nil, err
-	}
-	l, err := vlog.Open(ctx, stores.Driver, vlog.Options{
+	svc, err := server.Open(ctx, server.OpenConfig{
+		Storage:            be,
 		Signer:             ck.Signer,
-		Identity:           server.Identity,
-		Antispam:           stores.Antispam,
-		Claims:             stores.Claims,
+		Agents:             func() *vetting.Agents { return agents.Get(context.Background()) },
+		Receipts:           rs,
 		CheckpointInterval: cfg.CheckpointInterval,
 		Witnesses:          witnesses,
 		WitnessFailOpen:    cfg.WitnessFailOpen,
+		IssuedAtWindow:     cfg.IssuedAtWindow,
+		PublishTimeout:     cfg.PublishTimeout,
+		Policy:             pol,
 	})
 	if err != nil {
 		return nil, err
 	}
+	l := svc.Log()
 	var sl *stictLog
 	logs := map[string]*vlog.Log{"vetting": l}
 	if ss != nil {
@@ -156,14 +160,7 @@ func newApp(ctx context.Context, cfg *config) (_ *app, err error) {
 		receipts: rs,
 		keys:     history,
 		agents:   agents,
-		service: server.New(server.Config{
-			Log:            l,
-			Agents:         func() *vetting.Agents { return agents.Get(context.Background()) },
-			Receipts:       rs,
-			IssuedAtWindow: cfg.IssuedAtWindow,
-			PublishTimeout: cfg.PublishTimeout,
-			Policy:         pol,
-		}),
+		service:  svc,
 	}, nil
 }
 

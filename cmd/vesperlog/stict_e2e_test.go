@@ -734,7 +734,7 @@ func TestSTICTRestartAndRefusals(t *testing.T) {
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), `the log in data is "e2e.test/stict"`) {
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), `the backend's stict log is "e2e.test/stict"`) {
 		t.Fatalf("start with a conflicting -stict-origin: %v\n%s", err, out)
 	}
 

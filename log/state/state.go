@@ -22,7 +22,8 @@ const (
 	ReceiptKeysName = "receipt-keys.json"
 )
 
-// ReloadEvery is how stale a front end's copy of a shared document may be.
+// ReloadEvery is how stale a front end's copy of a shared document may be
+// where reading it costs a round trip to a database (OpenAgents' every).
 const ReloadEvery = time.Second
 
 // swapTries bounds the compare-and-swap loops: each lost race means
@@ -68,7 +69,10 @@ func Bind(ctx context.Context, st storage.State, log string, want LogBinding) er
 	if err != nil {
 		return err
 	}
-	if got == nil || *got != want {
+	if got == nil {
+		return fmt.Errorf("binding log %s: the binding vanished after it was written", log)
+	}
+	if *got != want {
 		return fmt.Errorf("the backend's %s log is %q with key %q; this front end has %q with key %q (copy the log's key files from a front end that serves it)",
 			log, got.Origin, got.VKey, want.Origin, want.VKey)
 	}
@@ -77,8 +81,9 @@ func Bind(ctx context.Context, st storage.State, log string, want LogBinding) er
 
 // doc is a shared document as of its last reload.
 type doc struct {
-	st   storage.State
-	name string
+	st    storage.State
+	name  string
+	every time.Duration // how long a copy is used before it is read again
 
 	mu     sync.Mutex // guards the fields below
 	loaded time.Time
@@ -86,11 +91,11 @@ type doc struct {
 }
 
 // get returns the document's bytes, reloading them if they are older than
-// ReloadEvery, and whether they changed.
+// d.every, and whether they changed.
 func (d *doc) get(ctx context.Context) ([]byte, bool, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if time.Since(d.loaded) < ReloadEvery {
+	if !d.loaded.IsZero() && time.Since(d.loaded) < d.every {
 		return d.bytes, false, nil
 	}
 	b, err := d.st.Get(ctx, d.name)
@@ -112,8 +117,10 @@ type Agents struct {
 }
 
 // OpenAgents opens the registry in st, creating an empty one if there is
-// none.
-func OpenAgents(ctx context.Context, st storage.State) (*Agents, error) {
+// none. Get reads it again once its copy is older than every: 0 on posix,
+// where a read of a small file costs less than the statement's signature
+// check, ReloadEvery where it is a database query.
+func OpenAgents(ctx context.Context, st storage.State, every time.Duration) (*Agents, error) {
 	empty, err := (&vetting.Agents{}).MarshalJSON()
 	if err != nil {
 		return nil, err
@@ -123,7 +130,7 @@ func OpenAgents(ctx context.Context, st storage.State) (*Agents, error) {
 	} else if created {
 		slog.Info("created an empty agent registry", "name", AgentsName)
 	}
-	a := &Agents{doc: doc{st: st, name: AgentsName}}
+	a := &Agents{doc: doc{st: st, name: AgentsName, every: every}}
 	b, _, err := a.doc.get(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("agent registry: %w", err)
@@ -191,7 +198,7 @@ func OpenReceiptKeys(ctx context.Context, st storage.State, pub jose.JSONWebKey)
 			}
 		}
 		if len(set.Key(pub.KeyID)) > 0 {
-			return &ReceiptKeys{doc: doc{st: st, name: ReceiptKeysName}}, nil
+			return &ReceiptKeys{doc: doc{st: st, name: ReceiptKeysName, every: ReloadEvery}}, nil
 		}
 		set.Keys = append(set.Keys, pub)
 		b, err := json.MarshalIndent(set, "", "  ")
@@ -204,7 +211,7 @@ func OpenReceiptKeys(ctx context.Context, st storage.State, pub jose.JSONWebKey)
 		}
 		if ok {
 			slog.Info("receipt key added to the history", "kid", pub.KeyID)
-			return &ReceiptKeys{doc: doc{st: st, name: ReceiptKeysName}}, nil
+			return &ReceiptKeys{doc: doc{st: st, name: ReceiptKeysName, every: ReloadEvery}}, nil
 		}
 	}
 	return nil, errors.New("receipt key history: too many concurrent writers")
