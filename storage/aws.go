@@ -20,6 +20,19 @@ import (
 	awsantispam "github.com/transparency-dev/tessera/storage/aws/antispam"
 )
 
+// Connection bounds per front end, so that a burst (a batch of 1,000
+// statements adds 1,000 entries at once) queues in the pools instead of
+// exhausting the database's connections (MariaDB allows 151 by default).
+// A front end running both logs holds at most
+// 2×(driverConns+antispamConns+claimsConns) + indexConns + stateConns = 46.
+const (
+	driverConns   = 8 // Tessera's sequencer and integrator
+	antispamConns = 4 // Tessera's antispam lookups and follower
+	claimsConns   = 8 // VesperClaim: one query or two per new entry
+	indexConns    = 4 // a lookup index (the STI-CT leaf hashes)
+	stateConns    = 2 // VesperState: a read a second per document
+)
+
 // awsBackend is Tessera's AWS driver on a MySQL-compatible database and an
 // S3-compatible bucket. It holds one pool on the base database (state)
 // and one per log (claims); Close closes them.
@@ -75,6 +88,7 @@ func openAWS(ctx context.Context, c Config) (*awsBackend, error) {
 	if b.db, err = sql.Open("mysql", c.DSN); err != nil {
 		return nil, fmt.Errorf("opening database: %w", err)
 	}
+	b.db.SetMaxOpenConns(stateConns)
 	if _, err := b.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS VesperState (
 		name VARCHAR(190) NOT NULL PRIMARY KEY,
 		value LONGBLOB NOT NULL)`); err != nil {
@@ -165,11 +179,13 @@ func (b *awsBackend) Log(ctx context.Context, name string) (*Stores, error) {
 		Bucket:       b.c.Bucket,
 		BucketPrefix: name,
 		DSN:          b.dsnFor(db),
+		MaxOpenConns: driverConns,
+		MaxIdleConns: driverConns,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening aws log %s: %w", name, err)
 	}
-	as, err := awsantispam.NewAntispam(ctx, b.dsnFor(db), awsantispam.AntispamOpts{})
+	as, err := awsantispam.NewAntispam(ctx, b.dsnFor(db), awsantispam.AntispamOpts{MaxOpenConns: antispamConns, MaxIdleConns: antispamConns})
 	if err != nil {
 		return nil, fmt.Errorf("opening antispam store of %s in database %s: %w", name, db, err)
 	}
@@ -188,7 +204,7 @@ func (b *awsBackend) Index(ctx context.Context, name, index string) (tessera.Ant
 	if err := b.createDatabase(ctx, db); err != nil {
 		return nil, err
 	}
-	as, err := awsantispam.NewAntispam(ctx, b.dsnFor(db), awsantispam.AntispamOpts{})
+	as, err := awsantispam.NewAntispam(ctx, b.dsnFor(db), awsantispam.AntispamOpts{MaxOpenConns: indexConns, MaxIdleConns: indexConns})
 	if err != nil {
 		return nil, fmt.Errorf("opening %s index of %s in database %s: %w", index, name, db, err)
 	}
@@ -310,6 +326,8 @@ func (b *awsBackend) openClaims(ctx context.Context, db string) (*sqlClaims, err
 	if err != nil {
 		return nil, fmt.Errorf("opening database %s: %w", db, err)
 	}
+	pool.SetMaxOpenConns(claimsConns)
+	pool.SetMaxIdleConns(claimsConns)
 	if _, err := pool.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS VesperClaim (
 		h VARBINARY(64) NOT NULL PRIMARY KEY,
 		idx BIGINT UNSIGNED NULL,
