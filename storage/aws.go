@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/go-sql-driver/mysql"
@@ -62,7 +63,13 @@ func openAWS(ctx context.Context, c Config) (*awsBackend, error) {
 	if dsn.DBName == "" || !validDBName(dsn.DBName) {
 		return nil, fmt.Errorf("-db-dsn must name a database of letters, digits and underscores (…/vesper), not %q", dsn.DBName)
 	}
-	sdk, err := awsconfig.LoadDefaultConfig(ctx)
+	var opts []func(*awsconfig.LoadOptions) error
+	if c.S3Endpoint != "" {
+		// Off AWS there is no instance metadata service: without this,
+		// missing credentials send requests to the link-local IMDS address.
+		opts = append(opts, awsconfig.WithEC2IMDSClientEnableState(imds.ClientDisabled))
+	}
+	sdk, err := awsconfig.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("loading AWS configuration: %w", err)
 	}
@@ -110,7 +117,7 @@ func (b *awsBackend) ensureBucket(ctx context.Context) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("S3 bucket %q (endpoint %s): %w", b.c.Bucket, endpointName(b.c.S3Endpoint), err)
+		return fmt.Errorf("S3 bucket %q (endpoint %s, credentials from the AWS SDK's environment: AWS_ACCESS_KEY_ID, AWS_PROFILE, ...): %w", b.c.Bucket, endpointName(b.c.S3Endpoint), err)
 	}
 	return nil
 }
