@@ -12,14 +12,20 @@ import (
 
 // TestClientEndToEnd: a verifier follows, proves and audits a real
 // vesperlog with the vesper command, and catches it tampering and rolling
-// back, with evidence a third party can check.
+// back, with evidence a third party can check. It runs on each backend: on
+// aws the operator tampers with the objects in the bucket.
 func TestClientEndToEnd(t *testing.T) {
 	server, cli := binaries(t)
+	forEachBackend(t, func(t *testing.T, be *backend) { testClientEndToEnd(t, be, server, cli) })
+}
+
+func testClientEndToEnd(t *testing.T, be *backend, server, cli string) {
 	dir := t.TempDir()
-	srv := startServer(t, server, dir)
+	srv := be.start(t, server, dir)
 	run := func(want int, args ...string) string { return runVesper(t, cli, dir, want, args...) }
 	run(0, "keygen", "agent", "-out", "va.jwk")
-	run(0, "agents", "add", "-agents", "data/agents.json", "-name", "va", "-key", "va.pub.jwk")
+	be.addAgent(t, server, cli, dir, "-name", "va", "-key", "va.pub.jwk")
+	waitAgents(t, srv.url, "va")
 	digests := func(prefix string, n int) string {
 		var lines []string
 		for i := 0; i < n; i++ {
@@ -49,7 +55,7 @@ func TestClientEndToEnd(t *testing.T) {
 	if n := strings.Count(out, "\n"); n != 300 {
 		t.Fatalf("monitor printed %d entries, want 300", n)
 	}
-	saved, _ := os.ReadFile(filepath.Join(dir, "data/vetting/checkpoint"))
+	saved := be.readObject(t, dir, "vetting/checkpoint")
 	run(0, "submit", "-server", srv.url, "-key", "va.jwk", "-digests", digests("second", 2))
 	out = run(0, "monitor", "-trust", "trust.json", "-state", "mon", "-once")
 	var line struct {
@@ -62,19 +68,19 @@ func TestClientEndToEnd(t *testing.T) {
 		t.Fatalf("filtered monitor: %q", out)
 	}
 
-	// The operator tampers with a tile (the log's files are on disk).
-	tile := filepath.Join(dir, "data/vetting/tile/0/000")
-	good, _ := os.ReadFile(tile)
+	// The operator tampers with a tile (in the log's files, or its bucket).
+	const tile = "vetting/tile/0/000"
+	good := be.readObject(t, dir, tile)
 	bad := append([]byte(nil), good...)
 	bad[40] ^= 1
-	os.WriteFile(tile, bad, 0o644)
+	be.writeObject(t, dir, tile, bad)
 	if out := run(1, "audit", "-trust", "trust.json"); !strings.Contains(out, "disagree") {
 		t.Fatalf("audit of a tampered tile: %s", out)
 	}
-	os.WriteFile(tile, good, 0o644)
+	be.writeObject(t, dir, tile, good)
 
 	// The operator rolls the checkpoint back.
-	os.WriteFile(filepath.Join(dir, "data/vetting/checkpoint"), saved, 0o644)
+	be.writeObject(t, dir, "vetting/checkpoint", saved)
 	out = run(1, "checkpoint", "-trust", "trust.json", "-state", "mon", "-evidence", "evidence.json")
 	if !strings.Contains(out, "rollback") || !strings.Contains(out, "evidence written to evidence.json") {
 		t.Fatalf("checkpoint after a rollback: %s", out)

@@ -144,16 +144,25 @@ func runVesper(t *testing.T, bin, dir string, want int, args ...string) string {
 	return stdout.String() + stderr.String()
 }
 
+// TestEndToEnd runs on each backend: submit, batch, dedup, receipts
+// verified offline, an independent check of the served log, and a restart
+// (on aws: the process stops and starts again on the same database and
+// bucket) after which everything is still there.
 func TestEndToEnd(t *testing.T) {
 	server, cli := binaries(t)
+	forEachBackend(t, func(t *testing.T, be *backend) { testEndToEnd(t, be, server, cli) })
+}
+
+func testEndToEnd(t *testing.T, be *backend, server, cli string) {
 	dir := t.TempDir()
-	srv := startServer(t, server, dir)
+	srv := be.start(t, server, dir)
 
 	// A vetting agent gets a key; the operator registers it.
 	runVesper(t, cli, dir, 0, "keygen", "agent", "-out", "va.jwk")
 	runVesper(t, cli, dir, 0, "keygen", "agent", "-alg", "EdDSA", "-out", "va2.jwk")
-	runVesper(t, cli, dir, 0, "agents", "add", "-agents", "data/agents.json", "-name", "va", "-key", "va.pub.jwk")
-	runVesper(t, cli, dir, 0, "agents", "add", "-agents", "data/agents.json", "-name", "va2", "-key", "va2.pub.jwk")
+	be.addAgent(t, server, cli, dir, "-name", "va", "-key", "va.pub.jwk")
+	be.addAgent(t, server, cli, dir, "-name", "va2", "-key", "va2.pub.jwk")
+	waitAgents(t, srv.url, "va", "va2")
 	if fi, err := os.Stat(filepath.Join(dir, "va.jwk")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("agent private key mode: %v %v", fi.Mode(), err)
 	}
@@ -205,7 +214,7 @@ func TestEndToEnd(t *testing.T) {
 	// Restart: the log, its keys and the dedup index survive.
 	jwksBefore, _ := os.ReadFile(filepath.Join(dir, "jwks.json"))
 	srv.stop(t)
-	srv2 := startServer(t, server, dir)
+	srv2 := be.start(t, server, dir)
 	if srv2.vkey != srv.vkey {
 		t.Fatalf("vkey changed across restart: %s, then %s", srv.vkey, srv2.vkey)
 	}

@@ -13,12 +13,17 @@ import (
 // TestSTICTAuditMonitor runs vesper's audit and monitor against the real
 // binary's STI-CT log: the audit checks every chain, the monitor's filters
 // select certificates by telephone number, range and SPC, and a tampered
-// issuer or other pinned roots fail the audit.
+// issuer or other pinned roots fail the audit. It runs on each backend;
+// on aws the audit from files reads a copy of the bucket.
 func TestSTICTAuditMonitor(t *testing.T) {
 	bin, cli := binaries(t)
+	forEachBackend(t, func(t *testing.T, be *backend) { testSTICTAuditMonitor(t, be, bin, cli) })
+}
+
+func testSTICTAuditMonitor(t *testing.T, be *backend, bin, cli string) {
 	dir := t.TempDir()
 	p := stictPKI(t, dir)
-	srv, _ := startSTICT(t, bin, dir)
+	srv, _ := be.startSTICT(t, bin, dir)
 	v1 := srv.url + "/stict/v1/"
 	addChain(t, v1, p.Chain(p.TN), false)     // 12025550100+100, 18001231234
 	addChain(t, v1, p.Chain(p.Precert), true) // the same numbers
@@ -84,13 +89,19 @@ func TestSTICTAuditMonitor(t *testing.T) {
 	run(2, "monitor", "-trust", "trust.json", "-log", "stict", "-state", "x", "-agent", "abc")
 	run(2, "monitor", "-trust", "trust.json", "-state", "x", "-tn", "12025550142")
 
-	// An issuer replaced in the log's directory fails an audit read from it.
+	// The log as stored (its directory, or a copy of its bucket) audits
+	// from files; an issuer replaced in it fails that audit.
+	logDir := be.logDir(t, dir, "stict")
+	out = run(0, "audit", "-trust", "trust.json", "-log", "stict", "-dir", logDir, "-roots", "pki/root.pem")
+	if !strings.Contains(out, "audit OK") || !strings.Contains(out, "size 3") {
+		t.Fatalf("audit of the stored log: %s", out)
+	}
 	fp := sha256.Sum256(p.Intermediate.DER)
-	issuer := filepath.Join(dir, "data", "stict", "issuer", hex.EncodeToString(fp[:]))
+	issuer := filepath.Join(logDir, "issuer", hex.EncodeToString(fp[:]))
 	if err := os.WriteFile(issuer, p.OtherRoot.DER, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out = run(1, "audit", "-trust", "trust.json", "-log", "stict", "-dir", filepath.Join(dir, "data", "stict"), "-roots", "pki/root.pem")
+	out = run(1, "audit", "-trust", "trust.json", "-log", "stict", "-dir", logDir, "-roots", "pki/root.pem")
 	if !strings.Contains(out, "does not hash to its name") {
 		t.Fatalf("audit with a replaced issuer: %s", out)
 	}

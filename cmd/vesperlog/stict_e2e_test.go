@@ -400,13 +400,17 @@ func startSTICT(t *testing.T, bin, dir string, args ...string) (*running, ctclie
 // (signature verified), get-roots, get-entries, get-inclusion-proof (by
 // leaf hash and by chain, timestamp and extensions) and
 // get-consistency-proof (both verified), and checks a refusal reaches it as
-// the log's 400 problem.
+// the log's 400 problem. It runs on each backend.
 func TestSTICTCTClient(t *testing.T) {
 	ctbin := interopTool(t, "ctclient")
 	bin, _ := binaries(t)
+	forEachBackend(t, func(t *testing.T, be *backend) { testSTICTCTClient(t, be, bin, ctbin) })
+}
+
+func testSTICTCTClient(t *testing.T, be *backend, bin, ctbin string) {
 	dir := t.TempDir()
 	p := stictPKI(t, dir)
-	srv, c := startSTICT(t, bin, dir)
+	srv, c := be.startSTICT(t, bin, dir)
 	c.bin = ctbin
 	pub, logID := stictPublicKey(t, dir)
 	pkiDir := filepath.Join(dir, "pki")
@@ -655,13 +659,18 @@ func TestSTICTPrecertFlow(t *testing.T) {
 // TestSTICTRestartAndRefusals: bad chains get a 400 problem and leave the
 // log as it was; after a restart on another port without -stict-origin the
 // log keeps its origin and key, refuses a conflicting -stict-origin, and
-// answers a resubmission with the byte-identical SCT.
+// answers a resubmission with the byte-identical SCT. It runs on each
+// backend (on aws the restart is on the same database and bucket).
 func TestSTICTRestartAndRefusals(t *testing.T) {
 	bin, _ := binaries(t)
+	forEachBackend(t, func(t *testing.T, be *backend) { testSTICTRestartAndRefusals(t, be, bin) })
+}
+
+func testSTICTRestartAndRefusals(t *testing.T, be *backend, bin string) {
 	dir := t.TempDir()
 	p := stictPKI(t, dir)
 	const origin = "e2e.test/stict"
-	srv, _ := startSTICT(t, bin, dir, "-stict-origin", origin)
+	srv, _ := be.startSTICT(t, bin, dir, "-stict-origin", origin)
 	pub, _ := stictPublicKey(t, dir)
 	pubPEM, _ := os.ReadFile(filepath.Join(dir, "data", "keys", "stict-p256.pub.pem"))
 
@@ -730,7 +739,7 @@ func TestSTICTRestartAndRefusals(t *testing.T) {
 	srv.stop(t)
 
 	// A start naming another origin for the existing log is refused.
-	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-data", "data", "-stict-roots", "pki/root.pem", "-stict-origin", "other.test/stict")
+	cmd := exec.Command(bin, be.serverArgs("-addr", "127.0.0.1:0", "-data", "data", "-stict-roots", "pki/root.pem", "-stict-origin", "other.test/stict")...)
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError
@@ -740,7 +749,7 @@ func TestSTICTRestartAndRefusals(t *testing.T) {
 
 	// Restart on another port, without -stict-origin.
 	addr := freeAddr(t)
-	srv2, _ := startSTICT(t, bin, dir, "-addr", addr)
+	srv2, _ := be.startSTICT(t, bin, dir, "-addr", addr)
 	if srv2.url == srv.url || srv2.url != "http://"+addr {
 		t.Fatalf("restarted at %s (first at %s), want http://%s", srv2.url, srv.url, addr)
 	}

@@ -79,14 +79,19 @@ func stopProcess(t *testing.T, cmd *exec.Cmd) {
 // vesperwitness cosignatures publishes with one witness down, answers 503
 // (and hangs nothing) with two down, and recovers when one comes back.
 // Receipts carry the cosignatures and verify under the published policy.
+// It runs on each backend.
 func TestWitnessedLog(t *testing.T) {
 	server, cli := binaries(t)
 	wbin := witnessBinary(t)
+	forEachBackend(t, func(t *testing.T, be *backend) { testWitnessedLog(t, be, server, cli, wbin) })
+}
+
+func testWitnessedLog(t *testing.T, be *backend, server, cli, wbin string) {
 	dir := t.TempDir()
 	run := func(want int, args ...string) string { return runVesper(t, cli, dir, want, args...) }
 
 	// The log's key comes from a first start.
-	first := startServer(t, server, dir)
+	first := be.start(t, server, dir)
 	vkey := first.vkey
 	first.stop(t)
 
@@ -115,9 +120,10 @@ func TestWitnessedLog(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "witnesses.policy"), []byte(pol.String()), 0o644)
 
 	stopProcess(t, procs[2]) // w3 is down from the start
-	srv := startServer(t, server, dir, "-witness-policy", "witnesses.policy", "-publish-timeout", "4s")
+	srv := be.start(t, server, dir, "-witness-policy", "witnesses.policy", "-publish-timeout", "4s")
 	run(0, "keygen", "agent", "-out", "va.jwk")
-	run(0, "agents", "add", "-agents", "data/agents.json", "-name", "va", "-key", "va.pub.jwk")
+	be.addAgent(t, server, cli, dir, "-name", "va", "-key", "va.pub.jwk")
+	waitAgents(t, srv.url, "va")
 	d1 := strings.Repeat("A", 42) + "E"
 	run(0, "submit", "-server", srv.url, "-key", "va.jwk", "-digest", d1, "-out", "r1.jwt")
 	run(0, "trust", "-server", srv.url, "-out", "trust.json")
