@@ -44,21 +44,25 @@ func (c *catchUp) start(ctx context.Context, r tessera.LogReader) error {
 	return nil
 }
 
-// ready reports whether the follower has caught up.
-func (c *catchUp) ready(ctx context.Context) bool {
+// ready reports whether the follower has caught up, or why it cannot
+// tell (the store did not answer).
+func (c *catchUp) ready(ctx context.Context) (bool, error) {
 	if c.done.Load() {
-		return true
+		return true, nil
 	}
 	t := c.target.Load()
 	if t < 0 || c.follower == nil {
-		return false
+		return false, nil
 	}
 	n, err := c.follower.EntriesProcessed(ctx)
-	if err != nil || n < uint64(t) {
-		return false
+	if err != nil {
+		return false, err
+	}
+	if n < uint64(t) {
+		return false, nil
 	}
 	c.done.Store(true)
-	return true
+	return true, nil
 }
 
 func (c *catchUp) Decorator() func(tessera.AddFn) tessera.AddFn {
@@ -66,7 +70,12 @@ func (c *catchUp) Decorator() func(tessera.AddFn) tessera.AddFn {
 	return func(add tessera.AddFn) tessera.AddFn {
 		next := inner(add)
 		return func(ctx context.Context, e *tessera.Entry) tessera.IndexFuture {
-			if !c.ready(ctx) {
+			switch ok, err := c.ready(ctx); {
+			case err != nil:
+				return func() (tessera.Index, error) {
+					return tessera.Index{}, fmt.Errorf("dedup store did not answer (%v): %w", err, tessera.ErrPushback)
+				}
+			case !ok:
 				return func() (tessera.Index, error) {
 					return tessera.Index{}, fmt.Errorf("dedup store is catching up with the log after a restart: %w", tessera.ErrPushback)
 				}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -325,8 +326,16 @@ const claimStale = 15 * time.Second
 // claimPoll is how often a process waiting on another's claim looks again.
 const claimPoll = 20 * time.Millisecond
 
-// sqlClaims is the VesperClaim table of a log's database.
-type sqlClaims struct{ db *sql.DB }
+// sqlClaims is the VesperClaim table of a log's database. A claim row
+// carries its holder's token, so that a holder whose claim went stale and
+// was taken over cannot release or settle the new holder's.
+type sqlClaims struct {
+	db    *sql.DB
+	stale time.Duration // claimStale; shorter in tests
+
+	mu   sync.Mutex        // guards held
+	held map[string]uint64 // identity → the token of this process's claim on it
+}
 
 func (b *awsBackend) openClaims(ctx context.Context, db string) (*sqlClaims, error) {
 	pool, err := sql.Open("mysql", b.dsnFor(db))
@@ -339,6 +348,7 @@ func (b *awsBackend) openClaims(ctx context.Context, db string) (*sqlClaims, err
 		h VARBINARY(64) NOT NULL PRIMARY KEY,
 		idx BIGINT UNSIGNED NULL,
 		claimed BIGINT NOT NULL,
+		token BIGINT UNSIGNED NOT NULL,
 		KEY (idx))`); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("creating claims table in %s: %w", db, err)
@@ -346,20 +356,21 @@ func (b *awsBackend) openClaims(ctx context.Context, db string) (*sqlClaims, err
 	b.mu.Lock()
 	b.pools = append(b.pools, pool)
 	b.mu.Unlock()
-	return &sqlClaims{db: pool}, nil
+	return &sqlClaims{db: pool, stale: claimStale, held: map[string]uint64{}}, nil
 }
 
 func (c *sqlClaims) Claim(ctx context.Context, id []byte) (uint64, bool, error) {
 	t := time.NewTicker(claimPoll)
 	defer t.Stop()
+	token := rand.Uint64()
 	for {
 		now := time.Now().UnixMilli()
-		r, err := c.db.ExecContext(ctx, "INSERT IGNORE INTO VesperClaim (h, idx, claimed) VALUES (?, NULL, ?)", id, now)
+		r, err := c.db.ExecContext(ctx, "INSERT IGNORE INTO VesperClaim (h, idx, claimed, token) VALUES (?, NULL, ?, ?)", id, now, token)
 		if err != nil {
 			return 0, false, fmt.Errorf("claiming entry: %w", err)
 		}
 		if n, err := r.RowsAffected(); err != nil || n == 1 {
-			return 0, false, err
+			return 0, false, c.hold(id, token, err)
 		}
 		var idx sql.NullInt64
 		var claimed int64
@@ -371,13 +382,13 @@ func (c *sqlClaims) Claim(ctx context.Context, id []byte) (uint64, bool, error) 
 			return 0, false, fmt.Errorf("reading claim: %w", err)
 		case idx.Valid:
 			return uint64(idx.Int64), true, nil
-		case now-claimed > claimStale.Milliseconds():
-			r, err := c.db.ExecContext(ctx, "UPDATE VesperClaim SET claimed = ? WHERE h = ? AND idx IS NULL AND claimed = ?", now, id, claimed)
+		case now-claimed > c.stale.Milliseconds():
+			r, err := c.db.ExecContext(ctx, "UPDATE VesperClaim SET claimed = ?, token = ? WHERE h = ? AND idx IS NULL AND claimed = ?", now, token, id, claimed)
 			if err != nil {
 				return 0, false, fmt.Errorf("taking over a stale claim: %w", err)
 			}
 			if n, err := r.RowsAffected(); err != nil || n == 1 {
-				return 0, false, err
+				return 0, false, c.hold(id, token, err)
 			}
 			continue
 		}
@@ -389,15 +400,46 @@ func (c *sqlClaims) Claim(ctx context.Context, id []byte) (uint64, bool, error) 
 	}
 }
 
+// hold records this process's claim on id, unless claiming failed.
+func (c *sqlClaims) hold(id []byte, token uint64, err error) error {
+	if err != nil {
+		return fmt.Errorf("claiming entry: %w", err)
+	}
+	c.mu.Lock()
+	c.held[string(id)] = token
+	c.mu.Unlock()
+	return nil
+}
+
+// drop forgets this process's claim on id and returns its token.
+func (c *sqlClaims) drop(id []byte) (uint64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	token, ok := c.held[string(id)]
+	delete(c.held, string(id))
+	return token, ok
+}
+
 func (c *sqlClaims) Settle(ctx context.Context, id []byte, idx uint64) error {
-	if _, err := c.db.ExecContext(ctx, "UPDATE VesperClaim SET idx = ? WHERE h = ?", idx, id); err != nil {
+	token, ok := c.drop(id)
+	if !ok {
+		// Found in the antispam store without a claim of ours: record
+		// the index all the same, unless another claim settled it.
+		_, err := c.db.ExecContext(ctx, "UPDATE VesperClaim SET idx = ? WHERE h = ? AND idx IS NULL", idx, id)
+		return err
+	}
+	if _, err := c.db.ExecContext(ctx, "UPDATE VesperClaim SET idx = ? WHERE h = ? AND token = ?", idx, id, token); err != nil {
 		return fmt.Errorf("settling claim: %w", err)
 	}
 	return nil
 }
 
 func (c *sqlClaims) Release(ctx context.Context, id []byte) error {
-	if _, err := c.db.ExecContext(ctx, "DELETE FROM VesperClaim WHERE h = ? AND idx IS NULL", id); err != nil {
+	token, ok := c.drop(id)
+	if !ok {
+		return nil
+	}
+	if _, err := c.db.ExecContext(ctx, "DELETE FROM VesperClaim WHERE h = ? AND idx IS NULL AND token = ?", id, token); err != nil {
 		return fmt.Errorf("releasing claim: %w", err)
 	}
 	return nil

@@ -231,6 +231,27 @@ func TestClaims(t *testing.T) {
 		t.Fatalf("claim after release: %v, %v", logged, err)
 	}
 
+	// A claim whose holder stalls goes stale and is taken over; the
+	// stalled holder's release then leaves the new holder's claim alone.
+	one.(*sqlClaims).stale, two.(*sqlClaims).stale = 50*time.Millisecond, 50*time.Millisecond
+	id3 := []byte("identity-3")
+	if _, _, err := one.Claim(ctx, id3); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if _, logged, err := two.Claim(ctx, id3); err != nil || logged {
+		t.Fatalf("taking over a stale claim: %v, %v", logged, err)
+	}
+	if err := one.Release(ctx, id3); err != nil {
+		t.Fatal(err)
+	}
+	if err := two.Settle(ctx, id3, 7); err != nil {
+		t.Fatal(err)
+	}
+	if idx, logged, err := one.Claim(ctx, id3); err != nil || !logged || idx != 7 {
+		t.Fatalf("after a stale holder's release: %d, %v, %v; want the new holder's index 7", idx, logged, err)
+	}
+
 	if err := two.Forget(ctx, 43); err != nil {
 		t.Fatal(err)
 	}
