@@ -7,19 +7,40 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
+	"log"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-sql-driver/mysql"
 	ct "github.com/google/certificate-transparency-go"
 	"github.com/transparency-dev/tessera"
 	"github.com/transparency-dev/tessera/ctonly"
+	tessaws "github.com/transparency-dev/tessera/storage/aws"
+	awsantispam "github.com/transparency-dev/tessera/storage/aws/antispam"
 	"github.com/transparency-dev/tessera/storage/posix"
+	"k8s.io/klog/v2"
 
 	"github.com/vesperlog/vesperlog/log/stict"
+	"github.com/vesperlog/vesperlog/log/stict/stitest"
+	"github.com/vesperlog/vesperlog/receipts"
+	"github.com/vesperlog/vesperlog/storage"
+	"github.com/vesperlog/vesperlog/storage/storagetest"
+	"github.com/vesperlog/vesperlog/witness/policy"
 )
 
 // benchBatch is how many chains are submitted at once, each in its own
@@ -32,7 +53,14 @@ const benchBatch = 1000
 // POSIX driver in the static-ct-api layout, awaited until a published
 // checkpoint covers it, and answered with a signed SCT.
 func BenchmarkAddChain(b *testing.B) {
-	h := newHarness(b)
+	quietKlog()
+	benchAddChain(b, newHarness(b), 1)
+}
+
+// benchAddChain posts b.N × benchBatch chains to h, benchBatch at once per
+// iteration and inflight iterations at a time. Pushed back (503), a chain
+// is submitted again after Retry-After, as a CA would.
+func benchAddChain(b *testing.B, h *harness, inflight int) {
 	bodies := make([][]byte, 0, b.N*benchBatch)
 	for i := range b.N * benchBatch {
 		c, err := h.pki.NewTN(fmt.Sprintf("bench %d", i))
@@ -42,27 +70,42 @@ func BenchmarkAddChain(b *testing.B) {
 		body, _ := json.Marshal(ct.AddChainRequest{Chain: h.pki.Chain(c)})
 		bodies = append(bodies, body)
 	}
-	b.ResetTimer()
-	for n := 0; n < b.N; n++ {
+	r := startRun(b)
+	runInflight(b, inflight, func(n int) {
 		var wg sync.WaitGroup
 		for i := range benchBatch {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				resp, err := http.Post(h.url+"/v1/add-chain", "application/json", bytes.NewReader(bodies[n*benchBatch+i]))
-				if err != nil {
-					b.Error(err)
+				for {
+					code, out, err := post(h.url+"/v1/add-chain", "application/json", bodies[n*benchBatch+i])
+					switch {
+					case err != nil:
+						r.fail("add-chain: %v", err)
+					case code == http.StatusServiceUnavailable:
+						r.pushedBack(1)
+						continue
+					case code != http.StatusOK:
+						r.fail("add-chain: %d %.200s", code, out)
+					}
 					return
-				}
-				resp.Body.Close()
-				if resp.StatusCode != 200 {
-					b.Errorf("add-chain: %s", resp.Status)
 				}
 			}()
 		}
 		wg.Wait()
+	})
+	r.done(b.N * benchBatch)
+}
+
+// post posts body and returns the status and the response body.
+func post(url, contentType string, body []byte) (int, []byte, error) {
+	resp, err := http.Post(url, contentType, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
 	}
-	b.ReportMetric(float64(b.N*benchBatch)/b.Elapsed().Seconds(), "entries/s")
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, out, err
 }
 
 // BenchmarkCTBare is the floor to compare BenchmarkAddChain with: Tessera's
@@ -70,49 +113,396 @@ func BenchmarkAddChain(b *testing.B) {
 // the same number of certificate entries at once, with no validation,
 // dedup, SCTs or HTTP.
 func BenchmarkCTBare(b *testing.B) {
+	quietKlog()
+	d, err := posix.New(context.Background(), posix.Config{Path: filepath.Join(b.TempDir(), "log")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchCTBare(b, d, nil, 100*time.Millisecond, 1)
+}
+
+// benchCTBare appends and awaits b.N × benchBatch certificate entries on
+// Tessera's static-ct-api appender over d (with antispam as, if set),
+// benchBatch at once per iteration and inflight iterations at a time. An
+// entry pushed back is added again after the delay a vesperlog client is
+// asked to wait.
+func benchCTBare(b *testing.B, d tessera.Driver, as tessera.Antispam, interval time.Duration, inflight int) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	h := newHarness(b)
+	pki, err := stitest.Generate(time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	signer, err := stict.NewSigner("example.test/bare", k)
 	if err != nil {
 		b.Fatal(err)
 	}
-	d, err := posix.New(ctx, posix.Config{Path: filepath.Join(b.TempDir(), "log")})
-	if err != nil {
-		b.Fatal(err)
+	// The layout first: WithAntispam takes its bundle hasher.
+	opts := tessera.NewAppendOptions().WithCheckpointSigner(signer).
+		WithCheckpointInterval(interval).WithBatching(tessera.DefaultBatchMaxSize, 100*time.Millisecond).WithCTLayout()
+	if as != nil {
+		opts = opts.WithAntispam(tessera.DefaultAntispamInMemorySize, as)
 	}
-	app, shutdown, r, err := tessera.NewAppender(ctx, d, tessera.NewAppendOptions().WithCheckpointSigner(signer).
-		WithCheckpointInterval(100*time.Millisecond).WithBatching(tessera.DefaultBatchMaxSize, 100*time.Millisecond).WithCTLayout())
+	app, shutdown, lr, err := tessera.NewAppender(ctx, d, opts)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer shutdown(ctx)
 	add := tessera.NewCertificateTransparencyAppender(app)
-	aw := tessera.NewPublicationAwaiter(ctx, r.ReadCheckpoint, 50*time.Millisecond)
+	aw := tessera.NewPublicationAwaiter(ctx, lr.ReadCheckpoint, 50*time.Millisecond)
 	entries := make([]*ctonly.Entry, 0, b.N*benchBatch)
 	for i := range b.N * benchBatch {
-		c, err := h.pki.NewTN(fmt.Sprintf("bench %d", i))
+		c, err := pki.NewTN(fmt.Sprintf("bench %d", i))
 		if err != nil {
 			b.Fatal(err)
 		}
-		chain := h.pki.Chain(c)
+		chain := pki.Chain(c)
 		entries = append(entries, &ctonly.Entry{Timestamp: uint64(time.Now().UnixMilli()), Certificate: chain[0],
 			FingerprintsChain: [][32]byte{{1}, {2}}})
 	}
-	b.ResetTimer()
-	for n := 0; n < b.N; n++ {
+	r := startRun(b)
+	runInflight(b, inflight, func(n int) {
 		var wg sync.WaitGroup
 		for i := range benchBatch {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if _, _, err := aw.Await(ctx, add(ctx, entries[n*benchBatch+i])); err != nil {
-					b.Error(err)
+				for {
+					_, _, err := aw.Await(ctx, add(ctx, entries[n*benchBatch+i]))
+					if errors.Is(err, tessera.ErrPushback) {
+						r.pushedBack(1)
+						continue
+					}
+					if err != nil {
+						r.fail("add: %v", err)
+					}
+					return
 				}
 			}()
 		}
 		wg.Wait()
+	})
+	r.done(b.N * benchBatch)
+}
+
+// BenchmarkAddChainAWS is BenchmarkAddChain on the aws backend
+// (storage.Open: Tessera's AWS driver, its MySQL antispam store, the
+// cross-process dedup claims and the leaf-hash index on MariaDB, tiles and
+// issuer/ objects on an S3-compatible server), with awsInflight iterations
+// (1,000 requests each) in flight.
+func BenchmarkAddChainAWS(b *testing.B) { benchAddChain(b, newAWSHarness(b), awsInflight) }
+
+// BenchmarkCTBareAWS is BenchmarkCTBare on Tessera's AWS driver with its
+// MySQL antispam store, on the same servers, configured as storage.Open
+// configures them, with awsInflight iterations in flight.
+func BenchmarkCTBareAWS(b *testing.B) {
+	a := storagetest.NewAWS(b)
+	d, as := bareAWS(b, a, Name)
+	benchCTBare(b, d, as, awsCheckpointInterval, awsInflight)
+}
+
+// The aws benchmarks. Each add waits for a checkpoint, published at most
+// once a second on aws (Tessera's minimum there), so one iteration at a
+// time would measure that wait; awsInflight iterations of benchBatch
+// entries are kept in flight instead, below Tessera's pushback (4,096
+// outstanding). The posix benchmarks keep one iteration in flight, as they
+// always have.
+const (
+	awsCheckpointInterval = time.Second
+	awsInflight           = 3
+)
+
+// retryAfter is how long a client waits after a pushback: vesperlog's
+// Retry-After.
+const retryAfter = time.Second
+
+// benchRun is one run of a benchmark function: its failures, counted
+// rather than each reported, and its pushbacks.
+type benchRun struct {
+	b       *testing.B
+	fails   atomic.Int64
+	retries atomic.Int64
+}
+
+// startRun starts the timed part of b.
+func startRun(b *testing.B) *benchRun {
+	dbConns.reset()
+	b.ResetTimer()
+	return &benchRun{b: b}
+}
+
+// fail reports the first few failures and counts the rest.
+func (r *benchRun) fail(format string, args ...any) {
+	if r.fails.Add(1) <= 3 {
+		r.b.Errorf(format, args...)
 	}
-	b.ReportMetric(float64(b.N*benchBatch)/b.Elapsed().Seconds(), "entries/s")
+}
+
+// pushedBack counts n entries pushed back and waits before they are
+// submitted again.
+func (r *benchRun) pushedBack(n int) {
+	r.retries.Add(int64(n))
+	time.Sleep(retryAfter)
+}
+
+// done reports the throughput of entries, and for the aws benchmarks
+// the entries pushed back and the database connections wanted.
+func (r *benchRun) done(entries int) {
+	r.b.StopTimer()
+	if n := r.fails.Load(); n > 3 {
+		r.b.Errorf("and %d more failures", n-3)
+	}
+	r.b.ReportMetric(float64(entries)/r.b.Elapsed().Seconds(), "entries/s")
+	if dbConns.report(r.b) {
+		r.b.ReportMetric(float64(r.retries.Load()), "pushbacks")
+	}
+}
+
+// runInflight runs iter(n) for every n in [0, b.N), inflight at a time.
+// With inflight 1 it is the plain benchmark loop.
+func runInflight(b *testing.B, inflight int, iter func(n int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(inflight, b.N) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				n := int(next.Add(1) - 1)
+				if n >= b.N {
+					return
+				}
+				iter(n)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// newAWSHarness is newHarness on the aws backend: a fresh database and
+// bucket (storagetest.NewAWS, which skips the benchmark when the servers
+// are absent), opened as the server opens them.
+func newAWSHarness(b *testing.B) *harness {
+	b.Helper()
+	a := storagetest.NewAWS(b)
+	ctx := context.Background()
+	pki, err := stitest.Generate(time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	roots, err := stict.ParseRoots(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: pki.Root.DER}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	signer, err := stict.NewSigner("example.test/stict", k)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	rs, err := receipts.NewSigner(rk)
+	if err != nil {
+		b.Fatal(err)
+	}
+	quietKlog()
+	be, err := storage.Open(ctx, storage.Config{Backend: storage.AWS, DSN: capDSN(b, a.DSN), Bucket: a.Bucket, S3Endpoint: a.Endpoint})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = be.Close() })
+	s, err := Open(ctx, OpenConfig{Storage: be, Signer: signer, Roots: roots, Receipts: rs, CheckpointInterval: awsCheckpointInterval})
+	if err != nil {
+		b.Fatal(err)
+	}
+	l := s.Log()
+	b.Cleanup(func() { _ = l.Close(context.Background()) })
+	mux := http.NewServeMux()
+	l.HandleReads(mux, "/stict")
+	s.Handle(mux, "/stict")
+	srv := httptest.NewServer(mux)
+	b.Cleanup(srv.Close)
+	pol, err := policy.ForLog(signer.VKey())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return &harness{t: b, url: srv.URL + "/stict", signer: signer, pki: pki,
+		trust: receipts.Trust{Keys: &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{rs.PublicJWK()}}, Policy: pol}}
+}
+
+// bareAWS opens Tessera's AWS driver and antispam store on a's database and
+// bucket as storage.Open does (path-style S3 at a.Endpoint, the log under
+// prefix, the same pool bounds), bypassing vesperlog.
+func bareAWS(b *testing.B, a storagetest.AWS, prefix string) (tessera.Driver, tessera.Antispam) {
+	b.Helper()
+	quietKlog()
+	ctx := context.Background()
+	sdk, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if sdk.Region == "" {
+		sdk.Region = "us-east-1"
+	}
+	dsn := capDSN(b, a.DSN)
+	d, err := tessaws.New(ctx, tessaws.Config{
+		SDKConfig: &sdk,
+		S3Options: func(o *s3.Options) {
+			o.BaseEndpoint = aws.String(a.Endpoint)
+			o.UsePathStyle = true
+		},
+		Bucket:       a.Bucket,
+		BucketPrefix: prefix,
+		DSN:          dsn,
+		MaxOpenConns: bareDriverConns,
+		MaxIdleConns: bareDriverConns,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	as, err := awsantispam.NewAntispam(ctx, dsn, awsantispam.AntispamOpts{MaxOpenConns: bareAntispamConns, MaxIdleConns: bareAntispamConns})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return d, as
+}
+
+// quietKlog keeps Tessera's klog lines (its AWS driver's non-AWS warning
+// comes with an ASCII dragon; cancelled background work logs errors at
+// shutdown) out of the benchmark output, where they would split result
+// lines. Failed adds still fail the benchmark.
+var quietKlog = sync.OnceFunc(func() {
+	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(fs)
+	_ = fs.Set("logtostderr", "false")
+	_ = fs.Set("stderrthreshold", "FATAL")
+	klog.SetOutput(io.Discard)
+	// And the MySQL driver's, about the connections closed when a run ends.
+	_ = mysql.SetLogger(log.New(io.Discard, "", 0))
+})
+
+// The pool bounds of storage/aws.go (driverConns, antispamConns), which
+// bareAWS gives Tessera's driver and antispam store too.
+const (
+	bareDriverConns   = 8
+	bareAntispamConns = 4
+)
+
+// MariaDB allows 151 connections by default, shared here with whatever
+// else uses the server. The aws benchmarks dial it through benchNet, which
+// holds at most benchDBConns connections at once (a dial waits for a slot)
+// and closes those still open when a run ends: Tessera's AWS driver and
+// antispam store have no Close, so their pools would otherwise keep
+// connections for the rest of the process, a run's more each time. The
+// db-conns-wanted metric is the peak of open plus waiting connections.
+const (
+	benchNet     = "vesperbench"
+	benchDBConns = 64
+)
+
+var dbConns = newConnCap(benchDBConns)
+
+// capDSN routes dsn through benchNet. When b ends, it closes the
+// connections still open: Tessera's AWS driver and antispam store have no
+// Close, and their pools would hold connections (and the slots) for the
+// rest of the process.
+func capDSN(b *testing.B, dsn string) string {
+	b.Helper()
+	dbConns.register()
+	b.Cleanup(dbConns.closeAll)
+	c, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c.Net = benchNet
+	return c.FormatDSN()
+}
+
+type connCap struct {
+	slots      chan struct{}
+	once       sync.Once
+	used       atomic.Bool // whether this benchmark dialled through it
+	want, peak atomic.Int64
+
+	mu    sync.Mutex
+	conns map[*cappedConn]bool // the open ones
+}
+
+func newConnCap(n int) *connCap {
+	return &connCap{slots: make(chan struct{}, n), conns: map[*cappedConn]bool{}}
+}
+
+func (c *connCap) register() {
+	c.used.Store(true)
+	c.once.Do(func() {
+		mysql.RegisterDialContext(benchNet, c.dial)
+	})
+}
+
+func (c *connCap) dial(ctx context.Context, addr string) (net.Conn, error) {
+	w := c.want.Add(1)
+	for p := c.peak.Load(); w > p && !c.peak.CompareAndSwap(p, w); p = c.peak.Load() {
+	}
+	select {
+	case c.slots <- struct{}{}:
+	case <-ctx.Done():
+		c.want.Add(-1)
+		return nil, ctx.Err()
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		<-c.slots
+		c.want.Add(-1)
+		return nil, err
+	}
+	cc := &cappedConn{Conn: conn}
+	cc.release = sync.OnceFunc(func() {
+		c.mu.Lock()
+		delete(c.conns, cc)
+		c.mu.Unlock()
+		<-c.slots
+		c.want.Add(-1)
+	})
+	c.mu.Lock()
+	c.conns[cc] = true
+	c.mu.Unlock()
+	return cc, nil
+}
+
+// closeAll closes every open connection.
+func (c *connCap) closeAll() {
+	c.mu.Lock()
+	open := make([]*cappedConn, 0, len(c.conns))
+	for cc := range c.conns {
+		open = append(open, cc)
+	}
+	c.mu.Unlock()
+	for _, cc := range open {
+		_ = cc.Close()
+	}
+}
+
+// reset starts counting the peak afresh.
+func (c *connCap) reset() { c.peak.Store(c.want.Load()) }
+
+// report adds the peak to b's metrics if b dialled through c, and says
+// whether it did.
+func (c *connCap) report(b *testing.B) bool {
+	if !c.used.Swap(false) {
+		return false
+	}
+	b.ReportMetric(float64(c.peak.Load()), "db-conns-wanted")
+	return true
+}
+
+type cappedConn struct {
+	net.Conn
+	release func()
+}
+
+func (c *cappedConn) Close() error {
+	err := c.Conn.Close()
+	c.release()
+	return err
 }
