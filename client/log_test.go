@@ -58,7 +58,7 @@ func startLog(t testing.TB, skey string, agent *ecdsa.PrivateKey) *testLog {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := vlog.Open(ctx, st.Driver, vlog.Options{Signer: signer, Identity: server.Identity, Antispam: st.Antispam, CheckpointInterval: 100 * time.Millisecond})
+	l, err := vlog.Open(ctx, st.Driver, vlog.Options{Signer: signer, Format: vlog.TlogTiles(server.Identity), Antispam: st.Antispam, CheckpointInterval: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

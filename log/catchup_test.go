@@ -42,12 +42,12 @@ func TestDedupAfterRestartBehind(t *testing.T) {
 		l, err := Open(ctx, d, Options{
 			Signer: signer,
 			// The identity is the first 4 bytes.
-			Identity: func(e []byte) ([]byte, error) {
+			Format: TlogTiles(func(e []byte) ([]byte, error) {
 				if len(e) < 4 {
 					return nil, errors.New("short entry")
 				}
 				return e[:4], nil
-			},
+			}),
 			Antispam:           as,
 			CheckpointInterval: 100 * time.Millisecond,
 		})

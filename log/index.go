@@ -24,7 +24,7 @@ type Index struct {
 // length will do.
 func (l *Log) NewIndex(store tessera.Antispam, keys func(entry []byte) ([]byte, error)) *Index {
 	f := store.Follower(func(bundle []byte) ([][]byte, error) {
-		entries, err := l.splitBundle(bundle)
+		entries, err := l.format.split(bundle)
 		if err != nil {
 			return nil, err
 		}

@@ -35,14 +35,8 @@ const (
 type Options struct {
 	// Signer signs checkpoints; its name is the log's origin.
 	Signer note.Signer
-	// Identity returns an entry's deduplication identity, or an error for
-	// an entry that is not of the log's format. Unused with CT.
-	Identity func(entry []byte) ([]byte, error)
-	// CT makes a static-ct-api log: entries are added with AddCT, data
-	// tiles are at tile/data/, and dedup is Tessera's own, by the hash of
-	// the (pre)certificate. SplitBundle splits its data tiles into leaves.
-	CT          bool
-	SplitBundle func(bundle []byte) ([][]byte, error)
+	// Format is the log's entry format: TlogTiles or StaticCT.
+	Format Format
 	// Antispam is the persistent dedup store (storage.Open provides one).
 	Antispam tessera.Antispam
 	// Claims, if set, makes dedup exact across the processes that share
@@ -61,8 +55,7 @@ type Options struct {
 // Log is one running log. Its methods are safe for concurrent use.
 type Log struct {
 	origin   string
-	ct       bool
-	split    func([]byte) ([][]byte, error)
+	format   Format
 	bg       context.Context // lives until Close
 	appender *tessera.Appender
 	addCT    func(context.Context, *ctonly.Entry) tessera.IndexFuture
@@ -78,8 +71,8 @@ type Log struct {
 
 // Open starts a log on driver. Close it to stop its background work.
 func Open(ctx context.Context, driver tessera.Driver, o Options) (*Log, error) {
-	if o.Signer == nil || o.Antispam == nil || (o.CT && o.SplitBundle == nil) || (!o.CT && o.Identity == nil) {
-		return nil, errors.New("log.Open: Signer, Antispam, and Identity (or with CT, SplitBundle) are required")
+	if o.Signer == nil || o.Antispam == nil || o.Format == nil {
+		return nil, errors.New("log.Open: Signer, Antispam and Format are required")
 	}
 	interval := o.CheckpointInterval
 	if interval == 0 {
@@ -91,13 +84,7 @@ func Open(ctx context.Context, driver tessera.Driver, o Options) (*Log, error) {
 		WithBatching(tessera.DefaultBatchMaxSize, DefaultBatchMaxAge)
 	gate := newCatchUp(o.Antispam)
 	d := newDedup(gate, o.Claims)
-	if o.CT {
-		// The layout first: WithAntispam takes its bundle hasher.
-		opts = opts.WithCTLayout()
-	} else {
-		d.byIdentity(o.Identity)
-	}
-	opts = opts.WithAntispam(tessera.DefaultAntispamInMemorySize, d)
+	opts = o.Format.setup(opts, d).WithAntispam(tessera.DefaultAntispamInMemorySize, d)
 	if o.Witnesses != nil {
 		opts = opts.WithWitnesses(*o.Witnesses, &tessera.WitnessOptions{FailOpen: o.WitnessFailOpen})
 	}
@@ -114,8 +101,7 @@ func Open(ctx context.Context, driver tessera.Driver, o Options) (*Log, error) {
 	}
 	l := &Log{
 		origin:   o.Signer.Name(),
-		ct:       o.CT,
-		split:    o.SplitBundle,
+		format:   o.Format,
 		bg:       bg,
 		appender: app,
 		addCT:    tessera.NewCertificateTransparencyAppender(app),
@@ -171,7 +157,7 @@ func (l *Log) Origin() string { return l.origin }
 // entry's index, whether it was already logged, and that checkpoint.
 // Overload is problem.ErrOverloaded: answer 503 and ask the client to retry.
 func (l *Log) Add(ctx context.Context, entry []byte) (uint64, bool, []byte, error) {
-	if l.ct {
+	if l.format.ct() {
 		return 0, false, nil, errors.New("a CT log takes AddCT")
 	}
 	return l.await(ctx, l.appender.Add(ctx, tessera.NewEntry(entry)))
@@ -181,7 +167,7 @@ func (l *Log) Add(ctx context.Context, entry []byte) (uint64, bool, []byte, erro
 // already, and the index returned is that of the logged entry, whose
 // timestamp may then differ from e's.
 func (l *Log) AddCT(ctx context.Context, e *ctonly.Entry) (uint64, bool, []byte, error) {
-	if !l.ct {
+	if !l.format.ct() {
 		return 0, false, nil, errors.New("AddCT needs a CT log")
 	}
 	return l.await(ctx, l.addCT(ctx, e))
@@ -201,7 +187,7 @@ func (l *Log) await(ctx context.Context, f tessera.IndexFuture) (uint64, bool, [
 // Lookup returns the index of the entry with the given identity, if the log
 // has one.
 func (l *Log) Lookup(ctx context.Context, identity []byte) (uint64, bool, error) {
-	if l.ct {
+	if l.format.ct() {
 		return 0, false, errors.New("a CT log has no identity lookup; use an Index")
 	}
 	return l.dedup.lookup(ctx, identity)
@@ -244,18 +230,19 @@ func (p *Prover) Entry(ctx context.Context, index uint64) ([]byte, error) {
 	if index >= p.size {
 		return nil, fmt.Errorf("%w: entry %d is beyond the tree size %d", problem.ErrNotFound, index, p.size)
 	}
-	entries, ok := p.bundles[index/256]
+	n, i := index/layout.EntryBundleWidth, index%layout.EntryBundleWidth
+	entries, ok := p.bundles[n]
 	if !ok {
 		var err error
-		if entries, err = p.log.ReadBundle(ctx, index/256, p.size); err != nil {
+		if entries, err = p.log.ReadBundle(ctx, n, p.size); err != nil {
 			return nil, err
 		}
-		p.bundles[index/256] = entries
+		p.bundles[n] = entries
 	}
-	if int(index%256) >= len(entries) {
+	if int(i) >= len(entries) {
 		return nil, fmt.Errorf("reading entry %d of %s: bundle has only %d entries", index, p.log.origin, len(entries))
 	}
-	return entries[index%256], nil
+	return entries[i], nil
 }
 
 // InclusionProof returns the inclusion proof of the entry at index.
@@ -270,41 +257,27 @@ func (p *Prover) InclusionProof(ctx context.Context, index uint64) ([][]byte, er
 // ReadBundle returns the entries of bundle n in the tree of the given
 // size: tlog-tiles entries, or a CT log's TileLeafs.
 func (l *Log) ReadBundle(ctx context.Context, n, size uint64) ([][]byte, error) {
-	if n > size/256 || (n == size/256 && size%256 == 0) {
+	if n > size/layout.EntryBundleWidth || (n == size/layout.EntryBundleWidth && size%layout.EntryBundleWidth == 0) {
 		return nil, fmt.Errorf("%w: bundle %d is beyond the tree size %d", problem.ErrNotFound, n, size)
-	}
-	if !l.ct {
-		b, err := client.GetEntryBundle(ctx, l.reader.ReadEntryBundle, n, size)
-		if err != nil {
-			return nil, fmt.Errorf("reading bundle %d of %s: %w", n, l.origin, err)
-		}
-		return b.Entries, nil
 	}
 	p := layout.PartialTileSize(0, n, size)
 	b, err := l.reader.ReadEntryBundle(ctx, n, p)
 	if err != nil {
 		return nil, fmt.Errorf("reading bundle %d of %s: %w", n, l.origin, err)
 	}
-	entries, err := l.splitBundle(b)
+	entries, err := l.format.split(b)
 	if err != nil {
 		return nil, fmt.Errorf("bundle %d of %s: %w", n, l.origin, err)
 	}
+	// The reader may answer a partial bundle that is gone with the full one.
 	want := int(p)
 	if p == 0 {
-		want = 256
+		want = layout.EntryBundleWidth
 	}
 	if len(entries) < want {
 		return nil, fmt.Errorf("bundle %d of %s has %d entries, want %d", n, l.origin, len(entries), want)
 	}
 	return entries[:want], nil
-}
-
-// splitBundle splits a bundle of the log into its entries.
-func (l *Log) splitBundle(b []byte) ([][]byte, error) {
-	if l.ct {
-		return l.split(b)
-	}
-	return splitTlogBundle(b)
 }
 
 // Reader returns the log's Tessera reader.

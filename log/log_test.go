@@ -47,12 +47,12 @@ func openTestLog(t *testing.T) (*Log, note.Verifier) {
 	}
 	l, err := Open(ctx, d, Options{
 		Signer: signer,
-		Identity: func(e []byte) ([]byte, error) {
+		Format: TlogTiles(func(e []byte) ([]byte, error) {
 			if len(e) == 0 {
 				return nil, errors.New("empty entry")
 			}
 			return e[:1], nil
-		},
+		}),
 		Antispam:           as,
 		CheckpointInterval: 100 * time.Millisecond,
 	})

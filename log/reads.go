@@ -45,7 +45,7 @@ func (l *Log) HandleReads(mux *http.ServeMux, prefix string) {
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.Header().Set("Cache-Control", cacheImmutable)
 		w.Header().Set("Vary", "Accept-Encoding")
-		if strings.HasPrefix(r.PathValue("path"), l.bundleDir()) && acceptsGzip(r) {
+		if strings.HasPrefix(r.PathValue("path"), l.format.bundleDir()) && acceptsGzip(r) {
 			w.Header().Set("Content-Encoding", "gzip")
 			zw := gzip.NewWriter(w)
 			_, _ = zw.Write(b)
@@ -60,19 +60,16 @@ func (l *Log) HandleReads(mux *http.ServeMux, prefix string) {
 // Only the canonical path of a resource is served.
 func (l *Log) readTilePath(ctx context.Context, path string) ([]byte, error) {
 	notFound := fmt.Errorf("%w: no tile at %q", problem.ErrNotFound, path)
-	if rest, ok := strings.CutPrefix(path, l.bundleDir()); ok {
+	if rest, ok := strings.CutPrefix(path, l.format.bundleDir()); ok {
 		n, p, err := layout.ParseTileIndexPartial(rest)
-		if err != nil || l.bundleDir()+layout.NWithSuffix(0, n, p) != path {
+		if err != nil || l.format.bundleDir()+layout.NWithSuffix(0, n, p) != path {
 			return nil, notFound
 		}
 		b, err := l.reader.ReadEntryBundle(ctx, n, p)
 		if err != nil {
 			return nil, readErr(err, notFound)
 		}
-		if l.ct {
-			return l.truncateCTBundle(b, p)
-		}
-		return truncateBundle(b, p)
+		return l.format.truncate(b, p)
 	}
 	level, rest, ok := strings.Cut(path, "/")
 	if !ok {
@@ -92,34 +89,6 @@ func (l *Log) readTilePath(ctx context.Context, path string) ([]byte, error) {
 		b = b[:int(p)*32]
 	}
 	return b, nil
-}
-
-// bundleDir is where entry bundles are, below tile/: tlog-tiles'
-// entries/, or static-ct-api's data/.
-func (l *Log) bundleDir() string {
-	if l.ct {
-		return "data/"
-	}
-	return "entries/"
-}
-
-// truncateCTBundle keeps the first p leaves of a data tile.
-func (l *Log) truncateCTBundle(b []byte, p uint8) ([]byte, error) {
-	if p == 0 {
-		return b, nil
-	}
-	leaves, err := l.split(b)
-	if err != nil {
-		return nil, err
-	}
-	if len(leaves) < int(p) {
-		return nil, fmt.Errorf("data tile shorter than %d entries", p)
-	}
-	n := 0
-	for _, leaf := range leaves[:p] {
-		n += len(leaf)
-	}
-	return b[:n], nil
 }
 
 func readErr(err, notFound error) error {

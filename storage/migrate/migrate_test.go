@@ -79,7 +79,7 @@ func writeSource(t *testing.T, n int) *testSource {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := vlog.Open(ctx, stores.Driver, vlog.Options{Signer: ck.Signer, Identity: vettingIdentity, Antispam: stores.Antispam, CheckpointInterval: 100 * time.Millisecond})
+	l, err := vlog.Open(ctx, stores.Driver, vlog.Options{Signer: ck.Signer, Format: vlog.TlogTiles(vettingIdentity), Antispam: stores.Antispam, CheckpointInterval: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -568,7 +568,7 @@ func (s *testSource) openVetting(t *testing.T, be storage.Backend) *vlog.Log {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := vlog.Open(ctx, st.Driver, vlog.Options{Signer: ck.Signer, Identity: vettingIdentity, Antispam: st.Antispam, Claims: st.Claims, CheckpointInterval: time.Second})
+	l, err := vlog.Open(ctx, st.Driver, vlog.Options{Signer: ck.Signer, Format: vlog.TlogTiles(vettingIdentity), Antispam: st.Antispam, Claims: st.Claims, CheckpointInterval: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,8 +50,7 @@ func Open(ctx context.Context, c OpenConfig) (*Service, error) {
 	}
 	l, err := vlog.Open(ctx, st.Driver, vlog.Options{
 		Signer:             c.Signer,
-		CT:                 true,
-		SplitBundle:        stict.SplitTile,
+		Format:             vlog.StaticCT(stict.SplitTile),
 		Antispam:           st.Antispam,
 		Claims:             st.Claims,
 		CheckpointInterval: c.CheckpointInterval,

@@ -47,7 +47,7 @@ func Open(ctx context.Context, c OpenConfig) (*Service, error) {
 	}
 	l, err := vlog.Open(ctx, st.Driver, vlog.Options{
 		Signer:             c.Signer,
-		Identity:           Identity,
+		Format:             vlog.TlogTiles(Identity),
 		Antispam:           st.Antispam,
 		Claims:             st.Claims,
 		CheckpointInterval: c.CheckpointInterval,

@@ -65,7 +65,7 @@ func newHarnessWith(t testing.TB, wrap func(tessera.Antispam) tessera.Antispam) 
 	if wrap != nil {
 		as = wrap(as)
 	}
-	l, err := vlog.Open(ctx, driver, vlog.Options{Signer: signer, Identity: Identity, Antispam: as, CheckpointInterval: 100 * time.Millisecond})
+	l, err := vlog.Open(ctx, driver, vlog.Options{Signer: signer, Format: vlog.TlogTiles(Identity), Antispam: as, CheckpointInterval: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,7 @@ func newAgent(t *testing.T) (*Service, string, receipts.Trust, *vetting.Agents) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := vlog.Open(ctx, st.Driver, vlog.Options{Signer: signer, Identity: server.Identity, Antispam: st.Antispam, CheckpointInterval: 100 * time.Millisecond})
+	l, err := vlog.Open(ctx, st.Driver, vlog.Options{Signer: signer, Format: vlog.TlogTiles(server.Identity), Antispam: st.Antispam, CheckpointInterval: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
