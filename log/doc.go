@@ -1,7 +1,8 @@
 // Package log runs one Tessera-backed transparency log: it appends entries,
 // waits until a published checkpoint covers them, deduplicates by an
-// identity the log's format chooses, builds inclusion proofs from the log's
-// own tiles, and serves the C2SP tlog-tiles read API.
+// identity the log's Format chooses (exactly across the processes that
+// share a backend, with Claims), builds inclusion proofs from the log's
+// own tiles, and serves the tlog-tiles (or static-ct-api) read API.
 //
 // It is the server side of vesperlog's two logs (log/vetting, log/stict);
 // verifiers never import it. Its one table of error classes, mapping each to
