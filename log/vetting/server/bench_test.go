@@ -347,7 +347,7 @@ func newAWSHarness(b *testing.B) *harness {
 	}
 	skey, vkey, _ := note.GenerateKey(rand.Reader, "example.test/vetting")
 	signer, _ := note.NewSigner(skey)
-	l, err := vlog.Open(ctx, st.Driver, vlog.Options{Signer: signer, Identity: Identity, Antispam: st.Antispam, Claims: st.Claims,
+	l, err := vlog.Open(ctx, st.Driver, vlog.Options{Signer: signer, Format: vlog.TlogTiles(Identity), Antispam: st.Antispam, Claims: st.Claims,
 		CheckpointInterval: awsCheckpointInterval})
 	if err != nil {
 		b.Fatal(err)
