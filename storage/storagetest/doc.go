@@ -1,5 +1,7 @@
 // Package storagetest gives tests a fresh database and bucket on the MariaDB
-// and S3-compatible servers that .ci/services starts.
+// and S3-compatible servers that .ci/services starts, and benchmarks the
+// bare Tessera AWS driver to compare vesperlog with (BareAWS), behind a
+// bounded set of database connections (CapDSN).
 //
 // Where the servers are comes from the environment:
 //

@@ -9,11 +9,8 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"log"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -22,17 +19,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/go-jose/go-jose/v4"
-	"github.com/go-sql-driver/mysql"
 	"github.com/transparency-dev/tessera"
-	tessaws "github.com/transparency-dev/tessera/storage/aws"
-	awsantispam "github.com/transparency-dev/tessera/storage/aws/antispam"
 	"github.com/transparency-dev/tessera/storage/posix"
 	"golang.org/x/mod/sumdb/note"
-	"k8s.io/klog/v2"
 
 	vlog "github.com/vesperlog/vesperlog/log"
 	"github.com/vesperlog/vesperlog/log/vetting"
@@ -59,7 +49,7 @@ const (
 // deduplicated, appended to Tessera's POSIX driver, awaited until a
 // published checkpoint covers it, and answered with a signed receipt.
 func BenchmarkSubmit(b *testing.B) {
-	quietKlog()
+	storagetest.QuietKlog()
 	benchSubmit(b, newHarness(b), 1)
 }
 
@@ -68,7 +58,7 @@ func BenchmarkSubmit(b *testing.B) {
 // 1,000 entries of the same size per iteration, with no checks, dedup,
 // proofs or HTTP.
 func BenchmarkTesseraBare(b *testing.B) {
-	quietKlog()
+	storagetest.QuietKlog()
 	d, err := posix.New(context.Background(), posix.Config{Path: filepath.Join(b.TempDir(), "log")})
 	if err != nil {
 		b.Fatal(err)
@@ -80,7 +70,7 @@ func BenchmarkTesseraBare(b *testing.B) {
 // concurrent add requests over HTTP, each also building its own receipt's
 // inclusion proof.
 func BenchmarkAdd(b *testing.B) {
-	quietKlog()
+	storagetest.QuietKlog()
 	benchAdd(b, newHarness(b), 1)
 }
 
@@ -95,7 +85,7 @@ func BenchmarkSubmitAWS(b *testing.B) { benchSubmit(b, newAWSHarness(b), awsInfl
 // storage.Open configures them, with awsInflight iterations in flight.
 func BenchmarkTesseraBareAWS(b *testing.B) {
 	a := storagetest.NewAWS(b)
-	d, as := bareAWS(b, a, "vetting")
+	d, as := storagetest.BareAWS(b, a, "vetting")
 	benchBare(b, d, as, awsCheckpointInterval, awsInflight)
 }
 
@@ -275,7 +265,7 @@ type benchRun struct {
 
 // startRun starts the timed part of b.
 func startRun(b *testing.B) *benchRun {
-	dbConns.reset()
+	storagetest.DBConns.Reset()
 	b.ResetTimer()
 	return &benchRun{b: b}
 }
@@ -302,7 +292,7 @@ func (r *benchRun) done(entries int) {
 		r.b.Errorf("and %d more failures", n-3)
 	}
 	r.b.ReportMetric(float64(entries)/r.b.Elapsed().Seconds(), "entries/s")
-	if dbConns.report(r.b) {
+	if storagetest.DBConns.Report(r.b) {
 		r.b.ReportMetric(float64(r.retries.Load()), "pushbacks")
 	}
 }
@@ -335,8 +325,8 @@ func newAWSHarness(b *testing.B) *harness {
 	b.Helper()
 	a := storagetest.NewAWS(b)
 	ctx := context.Background()
-	quietKlog()
-	be, err := storage.Open(ctx, storage.Config{Backend: storage.AWS, DSN: capDSN(b, a.DSN), Bucket: a.Bucket, S3Endpoint: a.Endpoint})
+	storagetest.QuietKlog()
+	be, err := storage.Open(ctx, storage.Config{Backend: storage.AWS, DSN: storagetest.CapDSN(b, a.DSN), Bucket: a.Bucket, S3Endpoint: a.Endpoint})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -377,181 +367,4 @@ func newAWSHarness(b *testing.B) *harness {
 	}
 	h.trust = receipts.Trust{Keys: &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{rs.PublicJWK()}}, Policy: p}
 	return h
-}
-
-// bareAWS opens Tessera's AWS driver and antispam store on a's database and
-// bucket as storage.Open does (path-style S3 at a.Endpoint, the log under
-// prefix, the same pool bounds), bypassing vesperlog.
-func bareAWS(b *testing.B, a storagetest.AWS, prefix string) (tessera.Driver, tessera.Antispam) {
-	b.Helper()
-	quietKlog()
-	ctx := context.Background()
-	sdk, err := awsconfig.LoadDefaultConfig(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if sdk.Region == "" {
-		sdk.Region = "us-east-1"
-	}
-	dsn := capDSN(b, a.DSN)
-	d, err := tessaws.New(ctx, tessaws.Config{
-		SDKConfig: &sdk,
-		S3Options: func(o *s3.Options) {
-			o.BaseEndpoint = aws.String(a.Endpoint)
-			o.UsePathStyle = true
-		},
-		Bucket:       a.Bucket,
-		BucketPrefix: prefix,
-		DSN:          dsn,
-		MaxOpenConns: bareDriverConns,
-		MaxIdleConns: bareDriverConns,
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	as, err := awsantispam.NewAntispam(ctx, dsn, awsantispam.AntispamOpts{MaxOpenConns: bareAntispamConns, MaxIdleConns: bareAntispamConns})
-	if err != nil {
-		b.Fatal(err)
-	}
-	return d, as
-}
-
-// quietKlog keeps Tessera's klog lines (its AWS driver's non-AWS warning
-// comes with an ASCII dragon; cancelled background work logs errors at
-// shutdown) out of the benchmark output, where they would split result
-// lines. Failed adds still fail the benchmark.
-var quietKlog = sync.OnceFunc(func() {
-	fs := flag.NewFlagSet("klog", flag.ContinueOnError)
-	klog.InitFlags(fs)
-	_ = fs.Set("logtostderr", "false")
-	_ = fs.Set("stderrthreshold", "FATAL")
-	klog.SetOutput(io.Discard)
-	// And the MySQL driver's, about the connections closed when a run ends.
-	_ = mysql.SetLogger(log.New(io.Discard, "", 0))
-})
-
-// The pool bounds of storage/aws.go (driverConns, antispamConns), which
-// bareAWS gives Tessera's driver and antispam store too.
-const (
-	bareDriverConns   = 8
-	bareAntispamConns = 4
-)
-
-// MariaDB allows 151 connections by default, shared here with whatever
-// else uses the server. The aws benchmarks dial it through benchNet, which
-// holds at most benchDBConns connections at once (a dial waits for a slot)
-// and closes those still open when a run ends: Tessera's AWS driver and
-// antispam store have no Close, so their pools would otherwise keep
-// connections for the rest of the process, a run's more each time. The
-// db-conns-wanted metric is the peak of open plus waiting connections.
-const (
-	benchNet     = "vesperbench"
-	benchDBConns = 64
-)
-
-var dbConns = newConnCap(benchDBConns)
-
-// capDSN routes dsn through benchNet. When b ends, it closes the
-// connections still open: Tessera's AWS driver and antispam store have no
-// Close, and their pools would hold connections (and the slots) for the
-// rest of the process.
-func capDSN(b *testing.B, dsn string) string {
-	b.Helper()
-	dbConns.register()
-	b.Cleanup(dbConns.closeAll)
-	c, err := mysql.ParseDSN(dsn)
-	if err != nil {
-		b.Fatal(err)
-	}
-	c.Net = benchNet
-	return c.FormatDSN()
-}
-
-type connCap struct {
-	slots      chan struct{}
-	once       sync.Once
-	used       atomic.Bool // whether this benchmark dialled through it
-	want, peak atomic.Int64
-
-	mu    sync.Mutex
-	conns map[*cappedConn]bool // the open ones
-}
-
-func newConnCap(n int) *connCap {
-	return &connCap{slots: make(chan struct{}, n), conns: map[*cappedConn]bool{}}
-}
-
-func (c *connCap) register() {
-	c.used.Store(true)
-	c.once.Do(func() {
-		mysql.RegisterDialContext(benchNet, c.dial)
-	})
-}
-
-func (c *connCap) dial(ctx context.Context, addr string) (net.Conn, error) {
-	w := c.want.Add(1)
-	for p := c.peak.Load(); w > p && !c.peak.CompareAndSwap(p, w); p = c.peak.Load() {
-	}
-	select {
-	case c.slots <- struct{}{}:
-	case <-ctx.Done():
-		c.want.Add(-1)
-		return nil, ctx.Err()
-	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		<-c.slots
-		c.want.Add(-1)
-		return nil, err
-	}
-	cc := &cappedConn{Conn: conn}
-	cc.release = sync.OnceFunc(func() {
-		c.mu.Lock()
-		delete(c.conns, cc)
-		c.mu.Unlock()
-		<-c.slots
-		c.want.Add(-1)
-	})
-	c.mu.Lock()
-	c.conns[cc] = true
-	c.mu.Unlock()
-	return cc, nil
-}
-
-// closeAll closes every open connection.
-func (c *connCap) closeAll() {
-	c.mu.Lock()
-	open := make([]*cappedConn, 0, len(c.conns))
-	for cc := range c.conns {
-		open = append(open, cc)
-	}
-	c.mu.Unlock()
-	for _, cc := range open {
-		_ = cc.Close()
-	}
-}
-
-// reset starts counting the peak afresh.
-func (c *connCap) reset() { c.peak.Store(c.want.Load()) }
-
-// report adds the peak to b's metrics if b dialled through c, and says
-// whether it did.
-func (c *connCap) report(b *testing.B) bool {
-	if !c.used.Swap(false) {
-		return false
-	}
-	b.ReportMetric(float64(c.peak.Load()), "db-conns-wanted")
-	return true
-}
-
-type cappedConn struct {
-	net.Conn
-	release func()
-}
-
-func (c *cappedConn) Close() error {
-	err := c.Conn.Close()
-	c.release()
-	return err
 }
