@@ -46,8 +46,9 @@ type awsBackend struct {
 	s3     *s3.Client
 	db     *sql.DB // the base database: VesperState
 
-	mu    sync.Mutex // guards pools
-	pools []*sql.DB  // the claims pools, closed by Close
+	mu     sync.Mutex // guards pools and groups
+	pools  []*sql.DB  // the claims pools, closed by Close
+	groups []*groupTx // their group committers, stopped by Close first
 }
 
 func openAWS(ctx context.Context, c Config) (*awsBackend, error) {
@@ -165,6 +166,10 @@ func (b *awsBackend) Name() string { return AWS }
 func (b *awsBackend) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	for _, g := range b.groups {
+		g.Close()
+	}
+	b.groups = nil
 	err := b.db.Close()
 	for _, p := range b.pools {
 		err = errors.Join(err, p.Close())
@@ -331,6 +336,7 @@ const claimPoll = 20 * time.Millisecond
 // was taken over cannot release or settle the new holder's.
 type sqlClaims struct {
 	db    *sql.DB
+	group *groupTx      // the claims' and settlements' writes, committed together
 	stale time.Duration // claimStale; shorter in tests
 
 	mu   sync.Mutex        // guards held
@@ -356,7 +362,11 @@ func (b *awsBackend) openClaims(ctx context.Context, db string) (*sqlClaims, err
 	b.mu.Lock()
 	b.pools = append(b.pools, pool)
 	b.mu.Unlock()
-	return &sqlClaims{db: pool, stale: claimStale, held: map[string]uint64{}}, nil
+	c := &sqlClaims{db: pool, group: newGroupTx(pool), stale: claimStale, held: map[string]uint64{}}
+	b.mu.Lock()
+	b.groups = append(b.groups, c.group)
+	b.mu.Unlock()
+	return c, nil
 }
 
 func (c *sqlClaims) Claim(ctx context.Context, id []byte) (uint64, bool, error) {
@@ -365,12 +375,12 @@ func (c *sqlClaims) Claim(ctx context.Context, id []byte) (uint64, bool, error) 
 	token := rand.Uint64()
 	for {
 		now := time.Now().UnixMilli()
-		r, err := c.db.ExecContext(ctx, "INSERT IGNORE INTO VesperClaim (h, idx, claimed, token) VALUES (?, NULL, ?, ?)", id, now, token)
+		n, err := c.group.exec(ctx, "INSERT IGNORE INTO VesperClaim (h, idx, claimed, token) VALUES (?, NULL, ?, ?)", id, now, token)
 		if err != nil {
 			return 0, false, fmt.Errorf("claiming entry: %w", err)
 		}
-		if n, err := r.RowsAffected(); err != nil || n == 1 {
-			return 0, false, c.hold(id, token, err)
+		if n == 1 {
+			return 0, false, c.hold(id, token, nil)
 		}
 		var idx sql.NullInt64
 		var claimed int64
@@ -428,7 +438,7 @@ func (c *sqlClaims) Settle(ctx context.Context, id []byte, idx uint64) error {
 		_, err := c.db.ExecContext(ctx, "UPDATE VesperClaim SET idx = ? WHERE h = ? AND idx IS NULL", idx, id)
 		return err
 	}
-	if _, err := c.db.ExecContext(ctx, "UPDATE VesperClaim SET idx = ? WHERE h = ? AND token = ?", idx, id, token); err != nil {
+	if _, err := c.group.exec(ctx, "UPDATE VesperClaim SET idx = ? WHERE h = ? AND token = ?", idx, id, token); err != nil {
 		return fmt.Errorf("settling claim: %w", err)
 	}
 	return nil
