@@ -85,18 +85,7 @@ func newApp(ctx context.Context, cfg *config) (_ *app, err error) {
 	if err := state.Bind(ctx, st, server.Name, state.LogBinding{Origin: ck.Signer.Name(), VKey: ck.VKey}); err != nil {
 		return nil, err
 	}
-	rk, created, err := keys.LoadOrCreateJWK(cfg.ReceiptKey, "ES256")
-	if err != nil {
-		return nil, fmt.Errorf("receipt key: %w", err)
-	}
-	if created {
-		slog.Info("created receipt key", "file", cfg.ReceiptKey)
-	}
-	rs, err := receipts.NewSigner(rk.Key.(crypto.Signer))
-	if err != nil {
-		return nil, fmt.Errorf("receipt key %s: %w", cfg.ReceiptKey, err)
-	}
-	history, err := state.OpenReceiptKeys(ctx, st, rs.PublicJWK())
+	rs, history, err := receiptSigner(ctx, cfg.ReceiptKey, st)
 	if err != nil {
 		return nil, err
 	}
@@ -162,6 +151,27 @@ func newApp(ctx context.Context, cfg *config) (_ *app, err error) {
 		agents:   agents,
 		service:  svc,
 	}, nil
+}
+
+// receiptSigner loads (or creates) this front end's receipt key and adds
+// it to the backend's receipt key history.
+func receiptSigner(ctx context.Context, path string, st storage.State) (*receipts.Signer, *state.ReceiptKeys, error) {
+	rk, created, err := keys.LoadOrCreateJWK(path, "ES256")
+	if err != nil {
+		return nil, nil, fmt.Errorf("receipt key: %w", err)
+	}
+	if created {
+		slog.Info("created receipt key", "file", path)
+	}
+	rs, err := receipts.NewSigner(rk.Key.(crypto.Signer))
+	if err != nil {
+		return nil, nil, fmt.Errorf("receipt key %s: %w", path, err)
+	}
+	history, err := state.OpenReceiptKeys(ctx, st, rs.PublicJWK())
+	if err != nil {
+		return nil, nil, err
+	}
+	return rs, history, nil
 }
 
 // logOrigin is a log's origin: the flag's, else the one bound in the
