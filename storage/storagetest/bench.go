@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
@@ -198,4 +199,71 @@ func (c *cappedConn) Close() error {
 	err := c.Conn.Close()
 	c.release()
 	return err
+}
+
+// RetryAfter is how long a client waits after a pushback: vesperlog's
+// Retry-After.
+const RetryAfter = time.Second
+
+// Run is one run of a benchmark function: its failures, counted
+// rather than each reported, and its pushbacks.
+type Run struct {
+	b       *testing.B
+	fails   atomic.Int64
+	retries atomic.Int64
+}
+
+// StartRun starts the timed part of b.
+func StartRun(b *testing.B) *Run {
+	DBConns.Reset()
+	b.ResetTimer()
+	return &Run{b: b}
+}
+
+// Fail reports the first few failures and counts the rest.
+func (r *Run) Fail(format string, args ...any) {
+	if r.fails.Add(1) <= 3 {
+		r.b.Errorf(format, args...)
+	}
+}
+
+// PushedBack counts n entries pushed back and waits before they are
+// submitted again.
+func (r *Run) PushedBack(n int) {
+	r.retries.Add(int64(n))
+	time.Sleep(RetryAfter)
+}
+
+// Done reports the throughput of entries, and for the aws benchmarks
+// the entries pushed back and the database connections wanted.
+func (r *Run) Done(entries int) {
+	r.b.StopTimer()
+	if n := r.fails.Load(); n > 3 {
+		r.b.Errorf("and %d more failures", n-3)
+	}
+	r.b.ReportMetric(float64(entries)/r.b.Elapsed().Seconds(), "entries/s")
+	if DBConns.Report(r.b) {
+		r.b.ReportMetric(float64(r.retries.Load()), "pushbacks")
+	}
+}
+
+// RunInflight runs iter(n) for every n in [0, b.N), inflight at a time.
+// With inflight 1 it is the plain benchmark loop.
+func RunInflight(b *testing.B, inflight int, iter func(n int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(inflight, b.N) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				n := int(next.Add(1) - 1)
+				if n >= b.N {
+					return
+				}
+				iter(n)
+			}
+		}()
+	}
+	wg.Wait()
 }

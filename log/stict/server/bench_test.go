@@ -15,7 +15,6 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -60,8 +59,8 @@ func benchAddChain(b *testing.B, h *harness, inflight int) {
 		body, _ := json.Marshal(ct.AddChainRequest{Chain: h.pki.Chain(c)})
 		bodies = append(bodies, body)
 	}
-	r := startRun(b)
-	runInflight(b, inflight, func(n int) {
+	r := storagetest.StartRun(b)
+	storagetest.RunInflight(b, inflight, func(n int) {
 		var wg sync.WaitGroup
 		for i := range benchBatch {
 			wg.Add(1)
@@ -71,12 +70,12 @@ func benchAddChain(b *testing.B, h *harness, inflight int) {
 					code, out, err := post(h.url+"/v1/add-chain", "application/json", bodies[n*benchBatch+i])
 					switch {
 					case err != nil:
-						r.fail("add-chain: %v", err)
+						r.Fail("add-chain: %v", err)
 					case code == http.StatusServiceUnavailable:
-						r.pushedBack(1)
+						r.PushedBack(1)
 						continue
 					case code != http.StatusOK:
-						r.fail("add-chain: %d %.200s", code, out)
+						r.Fail("add-chain: %d %.200s", code, out)
 					}
 					return
 				}
@@ -84,7 +83,7 @@ func benchAddChain(b *testing.B, h *harness, inflight int) {
 		}
 		wg.Wait()
 	})
-	r.done(b.N * benchBatch)
+	r.Done(b.N * benchBatch)
 }
 
 // post posts body and returns the status and the response body.
@@ -151,8 +150,8 @@ func benchCTBare(b *testing.B, d tessera.Driver, as tessera.Antispam, interval t
 		entries = append(entries, &ctonly.Entry{Timestamp: uint64(time.Now().UnixMilli()), Certificate: chain[0],
 			FingerprintsChain: [][32]byte{{1}, {2}}})
 	}
-	r := startRun(b)
-	runInflight(b, inflight, func(n int) {
+	r := storagetest.StartRun(b)
+	storagetest.RunInflight(b, inflight, func(n int) {
 		var wg sync.WaitGroup
 		for i := range benchBatch {
 			wg.Add(1)
@@ -161,11 +160,11 @@ func benchCTBare(b *testing.B, d tessera.Driver, as tessera.Antispam, interval t
 				for {
 					_, _, err := aw.Await(ctx, add(ctx, entries[n*benchBatch+i]))
 					if errors.Is(err, tessera.ErrPushback) {
-						r.pushedBack(1)
+						r.PushedBack(1)
 						continue
 					}
 					if err != nil {
-						r.fail("add: %v", err)
+						r.Fail("add: %v", err)
 					}
 					return
 				}
@@ -173,7 +172,7 @@ func benchCTBare(b *testing.B, d tessera.Driver, as tessera.Antispam, interval t
 		}
 		wg.Wait()
 	})
-	r.done(b.N * benchBatch)
+	r.Done(b.N * benchBatch)
 }
 
 // BenchmarkAddChainAWS is BenchmarkAddChain on the aws backend
@@ -202,73 +201,6 @@ const (
 	awsCheckpointInterval = time.Second
 	awsInflight           = 3
 )
-
-// retryAfter is how long a client waits after a pushback: vesperlog's
-// Retry-After.
-const retryAfter = time.Second
-
-// benchRun is one run of a benchmark function: its failures, counted
-// rather than each reported, and its pushbacks.
-type benchRun struct {
-	b       *testing.B
-	fails   atomic.Int64
-	retries atomic.Int64
-}
-
-// startRun starts the timed part of b.
-func startRun(b *testing.B) *benchRun {
-	storagetest.DBConns.Reset()
-	b.ResetTimer()
-	return &benchRun{b: b}
-}
-
-// fail reports the first few failures and counts the rest.
-func (r *benchRun) fail(format string, args ...any) {
-	if r.fails.Add(1) <= 3 {
-		r.b.Errorf(format, args...)
-	}
-}
-
-// pushedBack counts n entries pushed back and waits before they are
-// submitted again.
-func (r *benchRun) pushedBack(n int) {
-	r.retries.Add(int64(n))
-	time.Sleep(retryAfter)
-}
-
-// done reports the throughput of entries, and for the aws benchmarks
-// the entries pushed back and the database connections wanted.
-func (r *benchRun) done(entries int) {
-	r.b.StopTimer()
-	if n := r.fails.Load(); n > 3 {
-		r.b.Errorf("and %d more failures", n-3)
-	}
-	r.b.ReportMetric(float64(entries)/r.b.Elapsed().Seconds(), "entries/s")
-	if storagetest.DBConns.Report(r.b) {
-		r.b.ReportMetric(float64(r.retries.Load()), "pushbacks")
-	}
-}
-
-// runInflight runs iter(n) for every n in [0, b.N), inflight at a time.
-// With inflight 1 it is the plain benchmark loop.
-func runInflight(b *testing.B, inflight int, iter func(n int)) {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range min(inflight, b.N) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				n := int(next.Add(1) - 1)
-				if n >= b.N {
-					return
-				}
-				iter(n)
-			}
-		}()
-	}
-	wg.Wait()
-}
 
 // newAWSHarness is newHarness on the aws backend: a fresh database and
 // bucket (storagetest.NewAWS, which skips the benchmark when the servers

@@ -15,7 +15,6 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -106,8 +105,8 @@ func benchSubmit(b *testing.B, h *harness, inflight int) {
 		}
 		bodies[n], _ = json.Marshal(vetting.BatchRequest{Statements: batches[n]})
 	}
-	r := startRun(b)
-	runInflight(b, inflight, func(n int) {
+	r := storagetest.StartRun(b)
+	storagetest.RunInflight(b, inflight, func(n int) {
 		sts, body := batches[n], bodies[n]
 		for len(sts) > 0 {
 			if body == nil {
@@ -116,18 +115,18 @@ func benchSubmit(b *testing.B, h *harness, inflight int) {
 			code, out, err := post(h.url+"/v1/add-batch", "application/json", body)
 			switch {
 			case err != nil:
-				r.fail("add-batch: %v", err)
+				r.Fail("add-batch: %v", err)
 				return
 			case code == http.StatusServiceUnavailable:
-				r.pushedBack(len(sts))
+				r.PushedBack(len(sts))
 				continue
 			case code != http.StatusOK:
-				r.fail("add-batch: %d %.200s", code, out)
+				r.Fail("add-batch: %d %.200s", code, out)
 				return
 			}
 			var res vetting.BatchResponse
 			if err := json.Unmarshal(out, &res); err != nil || len(res.Entries) != len(sts) {
-				r.fail("add-batch: %d entries for %d statements (%v)", len(res.Entries), len(sts), err)
+				r.Fail("add-batch: %d entries for %d statements (%v)", len(res.Entries), len(sts), err)
 				return
 			}
 			var again []string
@@ -136,16 +135,16 @@ func benchSubmit(b *testing.B, h *harness, inflight int) {
 				case e.Problem != nil && e.Problem.Status == http.StatusServiceUnavailable:
 					again = append(again, sts[i])
 				case e.Problem != nil || e.Receipt == "":
-					r.fail("add-batch entry: %+v", e.Problem)
+					r.Fail("add-batch entry: %+v", e.Problem)
 				}
 			}
 			if len(again) > 0 {
-				r.pushedBack(len(again))
+				r.PushedBack(len(again))
 			}
 			sts, body = again, nil
 		}
 	})
-	r.done(b.N * benchBatch)
+	r.Done(b.N * benchBatch)
 }
 
 // benchAdd posts b.N × benchBatch single statements, benchBatch at once
@@ -156,8 +155,8 @@ func benchAdd(b *testing.B, h *harness, inflight int) {
 	for i := range bodies {
 		bodies[i] = []byte(h.randomStatement())
 	}
-	r := startRun(b)
-	runInflight(b, inflight, func(n int) {
+	r := storagetest.StartRun(b)
+	storagetest.RunInflight(b, inflight, func(n int) {
 		var wg sync.WaitGroup
 		for i := range benchBatch {
 			wg.Add(1)
@@ -167,12 +166,12 @@ func benchAdd(b *testing.B, h *harness, inflight int) {
 					code, out, err := post(h.url+"/v1/add", "application/jose", bodies[n*benchBatch+i])
 					switch {
 					case err != nil:
-						r.fail("add: %v", err)
+						r.Fail("add: %v", err)
 					case code == http.StatusServiceUnavailable:
-						r.pushedBack(1)
+						r.PushedBack(1)
 						continue
 					case code != http.StatusOK:
-						r.fail("add: %d %.200s", code, out)
+						r.Fail("add: %d %.200s", code, out)
 					}
 					return
 				}
@@ -180,7 +179,7 @@ func benchAdd(b *testing.B, h *harness, inflight int) {
 		}
 		wg.Wait()
 	})
-	r.done(b.N * benchBatch)
+	r.Done(b.N * benchBatch)
 }
 
 // randomStatement is a statement by the ES256 agent about a random digest.
@@ -224,8 +223,8 @@ func benchBare(b *testing.B, d tessera.Driver, as tessera.Antispam, interval tim
 	}
 	defer shutdown(ctx)
 	aw := tessera.NewPublicationAwaiter(ctx, lr.ReadCheckpoint, 50*time.Millisecond)
-	r := startRun(b)
-	runInflight(b, inflight, func(n int) {
+	r := storagetest.StartRun(b)
+	storagetest.RunInflight(b, inflight, func(n int) {
 		var wg sync.WaitGroup
 		for i := 0; i < benchBatch; i++ {
 			wg.Add(1)
@@ -236,11 +235,11 @@ func benchBare(b *testing.B, d tessera.Driver, as tessera.Antispam, interval tim
 				for {
 					_, _, err := aw.Await(ctx, app.Add(ctx, tessera.NewEntry(e)))
 					if errors.Is(err, tessera.ErrPushback) {
-						r.pushedBack(1)
+						r.PushedBack(1)
 						continue
 					}
 					if err != nil {
-						r.fail("add: %v", err)
+						r.Fail("add: %v", err)
 					}
 					return
 				}
@@ -248,74 +247,7 @@ func benchBare(b *testing.B, d tessera.Driver, as tessera.Antispam, interval tim
 		}
 		wg.Wait()
 	})
-	r.done(b.N * benchBatch)
-}
-
-// retryAfter is how long a client waits after a pushback: vesperlog's
-// Retry-After.
-const retryAfter = time.Second
-
-// benchRun is one run of a benchmark function: its failures, counted
-// rather than each reported, and its pushbacks.
-type benchRun struct {
-	b       *testing.B
-	fails   atomic.Int64
-	retries atomic.Int64
-}
-
-// startRun starts the timed part of b.
-func startRun(b *testing.B) *benchRun {
-	storagetest.DBConns.Reset()
-	b.ResetTimer()
-	return &benchRun{b: b}
-}
-
-// fail reports the first few failures and counts the rest.
-func (r *benchRun) fail(format string, args ...any) {
-	if r.fails.Add(1) <= 3 {
-		r.b.Errorf(format, args...)
-	}
-}
-
-// pushedBack counts n entries pushed back and waits before they are
-// submitted again.
-func (r *benchRun) pushedBack(n int) {
-	r.retries.Add(int64(n))
-	time.Sleep(retryAfter)
-}
-
-// done reports the throughput of entries, and for the aws benchmarks
-// the entries pushed back and the database connections wanted.
-func (r *benchRun) done(entries int) {
-	r.b.StopTimer()
-	if n := r.fails.Load(); n > 3 {
-		r.b.Errorf("and %d more failures", n-3)
-	}
-	r.b.ReportMetric(float64(entries)/r.b.Elapsed().Seconds(), "entries/s")
-	if storagetest.DBConns.Report(r.b) {
-		r.b.ReportMetric(float64(r.retries.Load()), "pushbacks")
-	}
-}
-
-// runInflight runs iter(n) for every n in [0, b.N), inflight at a time.
-// With inflight 1 it is the plain benchmark loop.
-func runInflight(b *testing.B, inflight int, iter func(n int)) {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range min(inflight, b.N) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				n := int(next.Add(1) - 1)
-				if n >= b.N {
-					return
-				}
-				iter(n)
-			}
-		}()
-	}
-	wg.Wait()
+	r.Done(b.N * benchBatch)
 }
 
 // newAWSHarness is newHarness on the aws backend: a fresh database and
