@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	fmtlog "github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	tclient "github.com/transparency-dev/tessera/client"
@@ -259,14 +260,15 @@ func fetch(t *testing.T, url, path string) {
 	}
 }
 
-// independentCheck reads the served log as a stranger would: it verifies
-// the checkpoint, proves every entry's inclusion with Tessera's client
-// against the served tiles, checks every leaf's agent signature, and has
-// golang.org/x/mod/sumdb/tlog recompute the root from the entries.
-func independentCheck(t *testing.T, prefix, vkey, agentsFile string, wantSize uint64) {
+// servedLog fetches the log served at prefix as a stranger would: its
+// checkpoint, verified with vkey, and a proof builder over its tiles.
+func servedLog(t *testing.T, prefix, vkey string) (*tclient.HTTPFetcher, *fmtlog.Checkpoint, *tclient.ProofBuilder) {
 	t.Helper()
 	ctx := context.Background()
-	u, _ := url.Parse(prefix)
+	u, err := url.Parse(prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
 	f, err := tclient.NewHTTPFetcher(u, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -277,17 +279,28 @@ func independentCheck(t *testing.T, prefix, vkey, agentsFile string, wantSize ui
 	}
 	cp, _, _, err := tclient.FetchCheckpoint(ctx, f.ReadCheckpoint, v, v.Name())
 	if err != nil {
-		t.Fatalf("checkpoint: %v", err)
+		t.Fatalf("checkpoint from %s: %v", prefix, err)
 	}
+	pb, err := tclient.NewProofBuilder(ctx, cp.Size, f.ReadTile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, cp, pb
+}
+
+// independentCheck reads the served log as a stranger would: it verifies
+// the checkpoint, proves every entry's inclusion with Tessera's client
+// against the served tiles, checks every leaf's agent signature, and has
+// golang.org/x/mod/sumdb/tlog recompute the root from the entries.
+func independentCheck(t *testing.T, prefix, vkey, agentsFile string, wantSize uint64) {
+	t.Helper()
+	ctx := context.Background()
+	f, cp, pb := servedLog(t, prefix, vkey)
 	if cp.Size != wantSize {
 		t.Fatalf("checkpoint size %d, want %d", cp.Size, wantSize)
 	}
 	ab, _ := os.ReadFile(agentsFile)
 	agents, err := vetting.ParseAgents(ab)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pb, err := tclient.NewProofBuilder(ctx, cp.Size, f.ReadTile)
 	if err != nil {
 		t.Fatal(err)
 	}
