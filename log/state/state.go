@@ -181,7 +181,12 @@ func PutAgents(ctx context.Context, st storage.State, b []byte) (*vetting.Agents
 }
 
 // ReceiptKeys is the shared receipt key history.
-type ReceiptKeys struct{ doc doc }
+type ReceiptKeys struct {
+	doc doc
+
+	mu  sync.Mutex          // guards set
+	set *jose.JSONWebKeySet // parsed from the doc's bytes when they change
+}
 
 // OpenReceiptKeys adds pub (a receipt signer's public key) to the history
 // in st if it is not there, and returns the history.
@@ -220,13 +225,18 @@ func OpenReceiptKeys(ctx context.Context, st storage.State, pub jose.JSONWebKey)
 // JWKS returns every receipt key in the history, as published at
 // /.well-known/jwks.json.
 func (r *ReceiptKeys) JWKS(ctx context.Context) (jose.JSONWebKeySet, error) {
-	b, _, err := r.doc.get(ctx)
+	b, changed, err := r.doc.get(ctx)
 	if err != nil {
 		return jose.JSONWebKeySet{}, fmt.Errorf("receipt key history: %w", err)
 	}
-	var set jose.JSONWebKeySet
-	if err := json.Unmarshal(b, &set); err != nil {
-		return jose.JSONWebKeySet{}, fmt.Errorf("receipt key history %s: %w", ReceiptKeysName, err)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if changed || r.set == nil {
+		var set jose.JSONWebKeySet
+		if err := json.Unmarshal(b, &set); err != nil {
+			return jose.JSONWebKeySet{}, fmt.Errorf("receipt key history %s: %w", ReceiptKeysName, err)
+		}
+		r.set = &set
 	}
-	return set, nil
+	return *r.set, nil
 }
