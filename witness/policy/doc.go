@@ -11,12 +11,15 @@
 // member once per group, no duplicate keys, one namespace for witnesses
 // and groups) and refuses anything else with an error giving the line.
 // Logs use Ed25519 note keys (type 0x01) whose key name is the log's
-// checkpoint origin; witnesses use Ed25519 cosignature/v1 keys (type 0x04,
+// checkpoint origin, and a log may have one key of each type (an STI-CT log
+// is listed with its RFC 6962 key, 0x05, and the Ed25519 key it also
+// signs with for C2SP witnesses; a checkpoint signed by either is the
+// log's); witnesses use Ed25519 cosignature/v1 keys (type 0x04,
 // https://c2sp.org/tlog-cosignature); ML-DSA-44 witness keys (0x06) are
 // refused. Beyond the spec, Parse also refuses: a final line without a
 // newline, thresholds with leading zeroes, vkeys whose key ID is not the
 // lowercase hex of the one computed from the key or whose base64 is not
-// canonical, two logs with the same origin, the same public key used by a
+// canonical, two log keys of one type for one origin, the same public key used by a
 // log and a witness, and two keys with the same key name and key ID. Comments are whole lines only; a '#'
 // after a field is part of the text. The limits (MaxPolicySize, MaxLines,
 // MaxLogs, MaxWitnesses, MaxGroups) are eight times the spec's

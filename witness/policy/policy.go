@@ -54,19 +54,21 @@ type Policy struct {
 	groups    []group
 	quorum    ref
 
-	byOrigin map[string]int // Log lookup
+	byOrigin map[string][]int // the keys of each log, in definition order
 	byName   map[string]ref // witness and group names (one namespace)
 	byKey    map[keyID]ref  // signature line (key name, key ID) -> log or witness
 	byPub    map[string]ref // raw public key -> log or witness, for duplicates
 }
 
-// Log is a log of the policy. Origin is the key name of VKey, which the
-// policy requires to be the log's checkpoint origin.
+// Log is a log key of the policy. Origin is the key name of VKey, which
+// the policy requires to be the log's checkpoint origin. A log may have
+// more than one key (one per signature type); each is a Log.
 type Log struct {
 	Origin   string
 	VKey     string // note vkey (type 0x01, or 0x05 for an STI-CT log), as written in the policy
 	URL      string // optional, application specific
 	Verifier note.Verifier
+	typ      byte
 }
 
 // Witness is a witness of the policy. Name is the policy-local name used by
@@ -165,28 +167,47 @@ func Parse(b []byte) (*Policy, error) {
 	return p, nil
 }
 
-// ForLog returns a policy of the one log with the given vkey and quorum
-// none: a log's own checkpoints, with no witnessing required.
-func ForLog(vkey string) (*Policy, error) {
-	// The vkey must be one field a policy file could hold, so that String
-	// gives text that Parse accepts.
-	if err := checkOctets([]byte(vkey)); err != nil {
-		return nil, fmt.Errorf("%w: log vkey %q: %v", ErrMalformedPolicy, vkey, err)
-	}
-	if f := fields(vkey); len(f) != 1 || f[0] != vkey {
-		return nil, fmt.Errorf("%w: log vkey %q is not a single field", ErrMalformedPolicy, vkey)
-	}
+// ForLog returns a policy of the logs with the given vkeys (usually one
+// log's keys) and quorum none: a log's own checkpoints, with no
+// witnessing required.
+func ForLog(vkeys ...string) (*Policy, error) {
 	p := newPolicy()
-	if err := p.parseLog([]string{"log", vkey}); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformedPolicy, err)
+	for _, vkey := range vkeys {
+		// The vkey must be one field a policy file could hold, so that
+		// String gives text that Parse accepts.
+		if err := checkOctets([]byte(vkey)); err != nil {
+			return nil, fmt.Errorf("%w: log vkey %q: %v", ErrMalformedPolicy, vkey, err)
+		}
+		if f := fields(vkey); len(f) != 1 || f[0] != vkey {
+			return nil, fmt.Errorf("%w: log vkey %q is not a single field", ErrMalformedPolicy, vkey)
+		}
+		if err := p.parseLog([]string{"log", vkey}); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrMalformedPolicy, err)
+		}
+	}
+	if len(p.logs) == 0 {
+		return nil, fmt.Errorf("%w: no log vkey", ErrMalformedPolicy)
 	}
 	return p, nil
+}
+
+// LogOnly returns the policy of origin's keys alone, with quorum none:
+// what makes a checkpoint the log's own, whoever cosigned it.
+func (p *Policy) LogOnly(origin string) (*Policy, error) {
+	var vkeys []string
+	for _, l := range p.LogKeys(origin) {
+		vkeys = append(vkeys, l.VKey)
+	}
+	if len(vkeys) == 0 {
+		return nil, fmt.Errorf("%w: origin %q", ErrUnknownLog, origin)
+	}
+	return ForLog(vkeys...)
 }
 
 func newPolicy() *Policy {
 	return &Policy{
 		quorum:   ref{kind: refNone},
-		byOrigin: make(map[string]int),
+		byOrigin: make(map[string][]int),
 		byName:   make(map[string]ref),
 		byKey:    make(map[keyID]ref),
 		byPub:    make(map[string]ref),
@@ -247,15 +268,20 @@ func (p *Policy) parseLog(f []string) error {
 		return err
 	}
 	// The key name is the log's identity: Verify finds the log by the
-	// checkpoint's origin, so two logs of one origin would be ambiguous.
-	if j, ok := p.byOrigin[k.name]; ok {
-		return fmt.Errorf("log origin %q is already defined by log vkey %s", k.name, p.logs[j].VKey)
+	// checkpoint's origin. tlog-policy accepts a checkpoint signed by any
+	// listed log, so one origin may have several keys (an STI-CT log signs
+	// with its RFC 6962 key and with an Ed25519 key for C2SP witnesses),
+	// but not two of one signature type, which would only be ambiguous.
+	for _, j := range p.byOrigin[k.name] {
+		if other := p.logs[j]; other.typ == k.typ {
+			return fmt.Errorf("log origin %q already has a %s key, %s", k.name, typeName(k.typ), other.VKey)
+		}
 	}
-	l := Log{Origin: k.name, VKey: f[1], Verifier: v}
+	l := Log{Origin: k.name, VKey: f[1], Verifier: v, typ: k.typ}
 	if len(f) == 3 {
 		l.URL = f[2]
 	}
-	p.byOrigin[k.name] = len(p.logs)
+	p.byOrigin[k.name] = append(p.byOrigin[k.name], len(p.logs))
 	p.logs = append(p.logs, l)
 	return nil
 }
@@ -434,16 +460,39 @@ func kindName(k refKind) string {
 	return "predefined name"
 }
 
-// Logs returns the policy's logs in definition order.
+// Logs returns the policy's log keys in definition order.
 func (p *Policy) Logs() []Log { return append([]Log(nil), p.logs...) }
 
-// Log returns the log whose origin is origin.
+// Log returns the first key the policy lists for origin: the one a log
+// with several keys is known by (an STI-CT log's RFC 6962 key).
 func (p *Policy) Log(origin string) (Log, bool) {
-	i, ok := p.byOrigin[origin]
-	if !ok {
+	keys := p.byOrigin[origin]
+	if len(keys) == 0 {
 		return Log{}, false
 	}
-	return p.logs[i], true
+	return p.logs[keys[0]], true
+}
+
+// LogKeys returns every key the policy lists for origin, in definition
+// order; a checkpoint signed by any of them is the log's.
+func (p *Policy) LogKeys(origin string) []Log {
+	var keys []Log
+	for _, i := range p.byOrigin[origin] {
+		keys = append(keys, p.logs[i])
+	}
+	return keys
+}
+
+// HasLogKey reports whether the policy lists vkey, exactly as written, as
+// a key of a log.
+func (p *Policy) HasLogKey(vkey string) bool {
+	name, _, _ := strings.Cut(vkey, "+")
+	for _, l := range p.LogKeys(name) {
+		if l.VKey == vkey {
+			return true
+		}
+	}
+	return false
 }
 
 // Witnesses returns the policy's witnesses in definition order.

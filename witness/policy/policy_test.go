@@ -140,8 +140,8 @@ var parseCases = []parseCase{
 		spec: "Duplicate logs, i.e., multiple log lines with the same public key, are not allowed."},
 	{name: "duplicate log under another name", in: "log {L1}\nlog {L1renamed}\nquorum none\n", line: 2, err: "same public key",
 		spec: "Two vkeys are considered *duplicate* if they wrap the same underlying public key, even if they differ by key name and key id."},
-	{name: "two logs one origin", in: "log {L1}\nlog {L1other}\nquorum none\n", line: 2, err: `log origin "example.com/log1" is already defined`,
-		spec: "This name MUST correspond to the log's origin line, representing the identity of the log. (One identity, one log.)"},
+	{name: "two keys of one type for one origin", in: "log {L1}\nlog {L1other}\nquorum none\n", line: 2, err: `log origin "example.com/log1" already has a 0x01 (Ed25519 note key) key`,
+		spec: "This name MUST correspond to the log's origin line, representing the identity of the log. (A log may have one key per signature type; two of one type would be ambiguous.)"},
 	{name: "log key reused by witness", in: "log {L1}\nwitness W {L1asCosig}\nquorum none\n", line: 2, err: "same public key as log",
 		spec: "signed-note: The same public key SHOULD NOT be reused for different signature types"},
 

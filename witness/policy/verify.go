@@ -43,29 +43,30 @@ func (p *Policy) Verify(signedCheckpoint []byte) (*Checkpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformedCheckpoint, err)
 	}
-	l, ok := p.Log(c.Origin)
-	if !ok {
+	logs := p.LogKeys(c.Origin)
+	if len(logs) == 0 {
 		return nil, fmt.Errorf("%w: origin %q", ErrUnknownLog, c.Origin)
 	}
 
 	// The log's signature is checked on its own first, so that a tampered
 	// body is reported as ErrLogSignature whatever the order of the
-	// signature lines; then again with the witnesses' keys.
-	logID := keyID{l.Verifier.Name(), l.Verifier.KeyHash()}
+	// signature lines; then again with the witnesses' keys. A log with
+	// several keys needs a valid signature by one of them, and none that
+	// fails.
 	var unverified *note.UnverifiedNoteError
 	var invalid *note.InvalidSignatureError
-	if _, err := note.Open(signedCheckpoint, known{p, l.Verifier, false}); err != nil {
+	if _, err := note.Open(signedCheckpoint, known{p, logs, false}); err != nil {
 		if errors.As(err, &unverified) {
-			return nil, fmt.Errorf("%w: no signature by log key %s+%08x", ErrLogSignature, logID.name, logID.hash)
+			return nil, fmt.Errorf("%w: no signature by log key %s", ErrLogSignature, logKeyIDs(logs))
 		}
 		if errors.As(err, &invalid) {
-			return nil, fmt.Errorf("%w: signature by log key %s+%08x does not verify", ErrLogSignature, logID.name, logID.hash)
+			return nil, fmt.Errorf("%w: signature by log key %s+%08x does not verify", ErrLogSignature, invalid.Name, invalid.Hash)
 		}
 		// The text passed noteText and parseCheckpoint, so note.Open
 		// objects to the signature lines (bad syntax, or more than 100).
 		return nil, fmt.Errorf("%w: signature lines: %v", ErrMalformedCheckpoint, err)
 	}
-	n, err := note.Open(signedCheckpoint, known{p, l.Verifier, true})
+	n, err := note.Open(signedCheckpoint, known{p, logs, true})
 	switch {
 	case err == nil:
 	case errors.As(err, &invalid):
@@ -80,17 +81,17 @@ func (p *Policy) Verify(signedCheckpoint []byte) (*Checkpoint, error) {
 	logSigned := false
 	cosigned := make([]bool, len(p.witnesses))
 	for _, s := range n.Sigs {
-		id := keyID{s.Name, s.Hash}
-		if id == logID {
-			logSigned = true
-			continue
-		}
-		if r, ok := p.byKey[id]; ok && r.kind == refWitness {
+		r, ok := p.byKey[keyID{s.Name, s.Hash}]
+		switch {
+		case !ok:
+		case r.kind == refLog:
+			logSigned = true // known only lists this origin's log keys
+		case r.kind == refWitness:
 			cosigned[r.i] = true
 		}
 	}
 	if !logSigned {
-		return nil, fmt.Errorf("%w: no signature by log key %s+%08x", ErrLogSignature, logID.name, logID.hash) // not reachable, as above
+		return nil, fmt.Errorf("%w: no signature by log key %s", ErrLogSignature, logKeyIDs(logs)) // not reachable, as above
 	}
 	c.Note = n
 	for i, ok := range cosigned {
@@ -105,24 +106,36 @@ func (p *Policy) Verify(signedCheckpoint []byte) (*Checkpoint, error) {
 	return c, nil
 }
 
-// known is the note.Verifiers of one Verify: the checkpoint's log and,
-// with witnesses set, the policy's witnesses, looked up in the map Parse
-// built rather than in a fresh note.VerifierList per call. Other logs'
-// keys are never known: their signatures are as unknown as anyone else's.
+// known is the note.Verifiers of one Verify: the checkpoint's log keys
+// and, with witnesses set, the policy's witnesses, looked up in the map
+// Parse built rather than in a fresh note.VerifierList per call. Other
+// logs' keys are never known: their signatures are as unknown as anyone
+// else's.
 type known struct {
 	p         *Policy
-	log       note.Verifier
+	logs      []Log
 	witnesses bool
 }
 
 func (k known) Verifier(name string, hash uint32) (note.Verifier, error) {
-	if name == k.log.Name() && hash == k.log.KeyHash() {
-		return k.log, nil
+	for _, l := range k.logs {
+		if name == l.Verifier.Name() && hash == l.Verifier.KeyHash() {
+			return l.Verifier, nil
+		}
 	}
 	if r, ok := k.p.byKey[keyID{name, hash}]; ok && k.witnesses && r.kind == refWitness {
 		return k.p.witnesses[r.i].Verifier, nil
 	}
 	return nil, &note.UnknownVerifierError{Name: name, KeyHash: hash}
+}
+
+// logKeyIDs names a log's keys for an error: "name+id" or "name+id or name+id".
+func logKeyIDs(logs []Log) string {
+	ids := make([]string, len(logs))
+	for i, l := range logs {
+		ids[i] = fmt.Sprintf("%s+%08x", l.Verifier.Name(), l.Verifier.KeyHash())
+	}
+	return strings.Join(ids, " or ")
 }
 
 // noteText applies signed-note's framing rules that precede any signature
