@@ -55,9 +55,9 @@ type Policy struct {
 	quorum    ref
 
 	byOrigin map[string][]int // the keys of each log, in definition order
-	byName   map[string]ref // witness and group names (one namespace)
-	byKey    map[keyID]ref  // signature line (key name, key ID) -> log or witness
-	byPub    map[string]ref // raw public key -> log or witness, for duplicates
+	byName   map[string]ref   // witness and group names (one namespace)
+	byKey    map[keyID]ref    // signature line (key name, key ID) -> log or witness
+	byPub    map[string]ref   // raw public key -> log or witness, for duplicates
 }
 
 // Log is a log key of the policy. Origin is the key name of VKey, which
