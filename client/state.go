@@ -194,11 +194,7 @@ func (l *Log) CompareWith(ctx context.Context, otherRaw []byte, source string) (
 	}
 	// Another view needs only the log's signature to be evidence: the
 	// witness quorum is what the log's own checkpoint must meet.
-	lk, ok := l.Policy.Log(l.Origin)
-	if !ok {
-		return nil, nil, fmt.Errorf("log %s is not in the policy", l.Origin)
-	}
-	lp, err := policy.ForLog(lk.VKey)
+	lp, err := l.Policy.LogOnly(l.Origin)
 	if err != nil {
 		return nil, nil, err
 	}

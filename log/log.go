@@ -35,6 +35,10 @@ const (
 type Options struct {
 	// Signer signs checkpoints; its name is the log's origin.
 	Signer note.Signer
+	// ExtraSigners also sign each checkpoint, after Signer (an STI-CT
+	// log's Ed25519 key, which C2SP witnesses can verify). Their names
+	// must be the origin too.
+	ExtraSigners []note.Signer
 	// Format is the log's entry format: TlogTiles or StaticCT.
 	Format Format
 	// Antispam is the persistent dedup store (storage.Open provides one).
@@ -79,7 +83,7 @@ func Open(ctx context.Context, driver tessera.Driver, o Options) (*Log, error) {
 		interval = DefaultCheckpointInterval
 	}
 	opts := tessera.NewAppendOptions().
-		WithCheckpointSigner(o.Signer).
+		WithCheckpointSigner(o.Signer, o.ExtraSigners...).
 		WithCheckpointInterval(interval).
 		WithBatching(tessera.DefaultBatchMaxSize, DefaultBatchMaxAge)
 	gate := newCatchUp(o.Antispam)

@@ -120,9 +120,20 @@ func (s *Signer) Sign(r *Receipt) (string, error) {
 
 // Trust is what a verifier pins: the receipt keys (a JWKS, retired keys
 // included) and a C2SP tlog-policy naming the logs and their witnesses.
+// A log whose witnesses differ has its own policy in Policies, by origin.
 type Trust struct {
-	Keys   *jose.JSONWebKeySet
-	Policy *policy.Policy
+	Keys     *jose.JSONWebKeySet
+	Policy   *policy.Policy
+	Policies map[string]*policy.Policy
+}
+
+// PolicyFor is the policy a checkpoint of origin must meet: its own if it
+// has one, else Policy.
+func (t Trust) PolicyFor(origin string) *policy.Policy {
+	if p, ok := t.Policies[origin]; ok {
+		return p
+	}
+	return t.Policy
 }
 
 // Verified is a receipt that passed every check of Verify.
@@ -140,7 +151,8 @@ type Verified struct {
 //  1. the JWS: typ tlog-receipt+jwt, ES256 or EdDSA, signed by a key in
 //     trust.Keys named by kid (ErrMalformed, ErrUnknownKey, ErrSignature);
 //  2. the checkpoint in the tlog-proof: signed by the log named in the
-//     payload, with cosignatures meeting trust.Policy's quorum (ErrCheckpoint);
+//     payload, with cosignatures meeting the quorum of that log's policy,
+//     trust.PolicyFor(origin) (ErrCheckpoint);
 //  3. the inclusion proof of the RFC 6962 leaf hash of the entry at the index,
 //     up to the checkpoint's root (ErrInclusion).
 //
@@ -210,7 +222,8 @@ func Verify(receipt string, trust Trust) (*Verified, error) {
 	}
 	v.Receipt = Receipt{Origin: p.Origin, Index: p.Index, Entry: entry, Proof: pr, IssuedAt: time.Unix(p.IssuedAt, 0)}
 
-	cp, err := trust.Policy.Verify(pr.Checkpoint)
+	pol := trust.PolicyFor(p.Origin)
+	cp, err := pol.Verify(pr.Checkpoint)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrCheckpoint, err)
 	}
@@ -219,7 +232,7 @@ func Verify(receipt string, trust Trust) (*Verified, error) {
 	}
 	v.Checkpoint = cp
 	v.Checks = append(v.Checks, fmt.Sprintf("checkpoint: signed by log %s, size %d", cp.Origin, cp.Size))
-	if q := trust.Policy.Quorum(); q == "none" {
+	if q := pol.Quorum(); q == "none" {
 		v.Checks = append(v.Checks, "witness policy: quorum none (no cosignatures required)")
 	} else {
 		v.Checks = append(v.Checks, fmt.Sprintf("witness policy: quorum %q met by %s", q, strings.Join(cp.Cosigners, ", ")))

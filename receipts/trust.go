@@ -3,6 +3,7 @@ package receipts
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/go-jose/go-jose/v4"
 
@@ -15,8 +16,9 @@ const MaxConfigurationSize = 1 << 20
 // Configuration is the document a vesperlog serves at
 // /.well-known/transparency-configuration and a verifier pins: its logs,
 // its receipt keys, and the witness policy (C2SP tlog-policy) its
-// checkpoints meet. A verifier fetches it once, checks it out of band (the
-// vkeys above all), and keeps it; every offline check takes it.
+// checkpoints meet, or, for a log witnessed by others, that log's own. A
+// verifier fetches it once, checks it out of band (the vkeys above all),
+// and keeps it; every offline check takes it.
 type Configuration struct {
 	Logs          []LogConfiguration `json:"logs"`
 	ReceiptKeys   jose.JSONWebKeySet `json:"receipt_keys"`
@@ -25,11 +27,18 @@ type Configuration struct {
 
 // LogConfiguration describes one log of a Configuration.
 type LogConfiguration struct {
-	Name      string            `json:"name"`
-	Origin    string            `json:"origin"`
-	VKey      string            `json:"vkey"`
+	Name   string `json:"name"`
+	Origin string `json:"origin"`
+	VKey   string `json:"vkey"`
+	// NoteVKey is an Ed25519 key that also signs each checkpoint of a log
+	// whose VKey C2SP witnesses do not take (the STI-CT log's RFC 6962
+	// key). The witness policy lists both.
+	NoteVKey  string            `json:"note_vkey,omitempty"`
 	URL       string            `json:"url"` // tlog-tiles prefix
 	Endpoints map[string]string `json:"endpoints"`
+	// WitnessPolicy, if set, is the policy this log's checkpoints meet
+	// instead of the Configuration's.
+	WitnessPolicy string `json:"witness_policy,omitempty"`
 }
 
 // ParseConfiguration decodes a Configuration.
@@ -44,17 +53,32 @@ func ParseConfiguration(b []byte) (*Configuration, error) {
 	return &c, nil
 }
 
-// Trust returns what c pins: its receipt keys and its witness policy, which
-// must list each of c's logs with the same vkey.
+// Trust returns what c pins: its receipt keys and its witness policies,
+// which must list each of c's logs with its vkeys.
 func (c *Configuration) Trust() (Trust, error) {
 	p, err := policy.Parse([]byte(c.WitnessPolicy))
 	if err != nil {
 		return Trust{}, fmt.Errorf("transparency configuration: witness_policy: %w", err)
 	}
+	t := Trust{Policy: p}
 	for _, l := range c.Logs {
-		pl, ok := p.Log(l.Origin)
-		if !ok || pl.VKey != l.VKey {
-			return Trust{}, fmt.Errorf("transparency configuration: log %q is not in the witness policy with vkey %s", l.Origin, l.VKey)
+		lp := p
+		if l.WitnessPolicy != "" {
+			if lp, err = policy.Parse([]byte(l.WitnessPolicy)); err != nil {
+				return Trust{}, fmt.Errorf("transparency configuration: log %q: witness_policy: %w", l.Origin, err)
+			}
+			if t.Policies == nil {
+				t.Policies = make(map[string]*policy.Policy)
+			}
+			t.Policies[l.Origin] = lp
+		}
+		if l.VKey == "" {
+			return Trust{}, fmt.Errorf("transparency configuration: log %q has no vkey", l.Origin)
+		}
+		for _, vkey := range []string{l.VKey, l.NoteVKey} {
+			if name, _, _ := strings.Cut(vkey, "+"); vkey != "" && (name != l.Origin || !lp.HasLogKey(vkey)) {
+				return Trust{}, fmt.Errorf("transparency configuration: log %q is not in its witness policy with vkey %s", l.Origin, vkey)
+			}
 		}
 	}
 	for _, k := range c.ReceiptKeys.Keys {
@@ -63,5 +87,6 @@ func (c *Configuration) Trust() (Trust, error) {
 		}
 	}
 	keys := c.ReceiptKeys
-	return Trust{Keys: &keys, Policy: p}, nil
+	t.Keys = &keys
+	return t, nil
 }

@@ -81,7 +81,7 @@ func (lf *logFlags) open() (*client.Log, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &client.Log{Origin: lc.Origin, Policy: t.Policy, Fetch: f, StaticCT: staticCT}, nil
+	return &client.Log{Origin: lc.Origin, Policy: t.PolicyFor(lc.Origin), Fetch: f, StaticCT: staticCT}, nil
 }
 
 // isStaticCT says whether vkey is an RFC 6962 note key (type 0x05).

@@ -40,6 +40,8 @@ type config struct {
 	STICTRoots         string        `yaml:"stict-roots"`
 	STICTOrigin        string        `yaml:"stict-origin"`
 	STICTKey           string        `yaml:"stict-key"`
+	STICTNoteKey       string        `yaml:"stict-note-key"`
+	STICTWitnessPolicy string        `yaml:"stict-witness-policy"`
 }
 
 func parseConfig(args []string) (*config, error) {
@@ -61,6 +63,8 @@ func parseConfig(args []string) (*config, error) {
 	fs.StringVar(&c.STICTRoots, "stict-roots", "", "PEM file of the STI roots the STI-CT log accepts chains to (the STI-CT log runs only if set)")
 	fs.StringVar(&c.STICTOrigin, "stict-origin", "", "origin of the STI-CT log (default <public host>/stict, or the existing log's)")
 	fs.StringVar(&c.STICTKey, "stict-key", "", "STI-CT log key (SCTs and checkpoints), a private P-256 JWK (default <data>/keys/stict-p256.jwk)")
+	fs.StringVar(&c.STICTNoteKey, "stict-note-key", "", "Ed25519 key that also signs each STI-CT checkpoint, for C2SP witnesses (default <data>/keys/stict-checkpoint.key)")
+	fs.StringVar(&c.STICTWitnessPolicy, "stict-witness-policy", "", "C2SP tlog-policy for the STI-CT log's checkpoints, if not -witness-policy's")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -124,6 +128,8 @@ func (c *config) applyFile(path string, fs *flag.FlagSet) error {
 	set("stict-roots", &c.STICTRoots, fromFile.STICTRoots)
 	set("stict-origin", &c.STICTOrigin, fromFile.STICTOrigin)
 	set("stict-key", &c.STICTKey, fromFile.STICTKey)
+	set("stict-note-key", &c.STICTNoteKey, fromFile.STICTNoteKey)
+	set("stict-witness-policy", &c.STICTWitnessPolicy, fromFile.STICTWitnessPolicy)
 	if !given["witness-fail-open"] && fromFile.WitnessFailOpen {
 		c.WitnessFailOpen = true
 	}
@@ -143,6 +149,10 @@ func (c *config) complete() error {
 	def(&c.VettingKey, "keys/vetting-checkpoint.key")
 	def(&c.ReceiptKey, "keys/receipt-es256.jwk")
 	def(&c.STICTKey, "keys/stict-p256.jwk")
+	def(&c.STICTNoteKey, "keys/stict-checkpoint.key")
+	if c.STICTWitnessPolicy == "" {
+		c.STICTWitnessPolicy = c.WitnessPolicy
+	}
 	if min := minCheckpointInterval[c.storageName()]; c.CheckpointInterval < min {
 		return fmt.Errorf("-checkpoint-interval %s is below the %s minimum of -storage %s", c.CheckpointInterval, min, c.storageName())
 	}

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strings"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/transparency-dev/tessera"
@@ -98,15 +97,15 @@ func newApp(ctx context.Context, cfg *config) (_ *app, err error) {
 		return nil, err
 	}
 
-	vkeys := []string{ck.VKey}
-	var ss *stict.Signer
+	var sk *stictKeys
+	var stictVKeys []string
 	if cfg.STICTRoots != "" {
-		if ss, err = stictSigner(ctx, cfg, st, pub.Host); err != nil {
+		if sk, err = loadSTICTKeys(ctx, cfg, st, pub.Host); err != nil {
 			return nil, err
 		}
-		vkeys = append(vkeys, ss.VKey())
+		stictVKeys = sk.vkeys()
 	}
-	pol, witnesses, err := witnessPolicy(cfg.WitnessPolicy, vkeys...)
+	vw, sw, err := witnessPolicies(cfg, []string{ck.VKey}, stictVKeys)
 	if err != nil {
 		return nil, err
 	}
@@ -117,11 +116,11 @@ func newApp(ctx context.Context, cfg *config) (_ *app, err error) {
 		Agents:             func() *vetting.Agents { return agents.Get(context.Background()) },
 		Receipts:           rs,
 		CheckpointInterval: cfg.CheckpointInterval,
-		Witnesses:          witnesses,
+		Witnesses:          vw.group,
 		WitnessFailOpen:    cfg.WitnessFailOpen,
 		IssuedAtWindow:     cfg.IssuedAtWindow,
 		PublishTimeout:     cfg.PublishTimeout,
-		Policy:             pol,
+		Policy:             vw.policy,
 	})
 	if err != nil {
 		return nil, err
@@ -129,8 +128,8 @@ func newApp(ctx context.Context, cfg *config) (_ *app, err error) {
 	l := svc.Log()
 	var sl *stictLog
 	logs := map[string]*vlog.Log{"vetting": l}
-	if ss != nil {
-		if sl, err = openSTICT(ctx, cfg, be, ss, witnesses, pol, rs); err != nil {
+	if sk != nil {
+		if sl, err = openSTICT(ctx, cfg, be, sk, sw, rs); err != nil {
 			return nil, errors.Join(err, l.Close(ctx))
 		}
 		logs["stict"] = sl.log
@@ -143,7 +142,7 @@ func newApp(ctx context.Context, cfg *config) (_ *app, err error) {
 		backend:  be,
 		stict:    sl,
 		metrics:  metrics,
-		policy:   pol,
+		policy:   vw.policy,
 		vetting:  l,
 		vkey:     ck.VKey,
 		receipts: rs,
@@ -193,28 +192,50 @@ func logOrigin(ctx context.Context, st storage.State, log, flag, legacy string) 
 	return legacy, nil
 }
 
-// witnessPolicy returns the policy the logs publish and their checkpoints
-// meet: the operator's C2SP tlog-policy with the logs added if they are
-// not listed, or the logs alone with quorum none. It also returns the
-// witnesses for Tessera, which reads the same syntax (and needs each
-// witness's URL, its tlog-witness submission prefix).
-func witnessPolicy(path string, vkeys ...string) (*policy.Policy, *tessera.WitnessGroup, error) {
+// witnessing is how a log's checkpoints are witnessed: the policy they
+// meet, which the trust document publishes, and the witnesses Tessera
+// asks (nil when the policy has none).
+type witnessing struct {
+	policy *policy.Policy
+	group  *tessera.WitnessGroup
+}
+
+// witnessPolicies returns the vetting and STI-CT logs' witnessing, from
+// their checkpoint keys (stict is nil when that log does not run). The logs
+// share one policy unless -stict-witness-policy names another file; then
+// each log asks only its own witnesses, and one that refuses a log does not
+// hold up the other.
+func witnessPolicies(cfg *config, vetting, stict []string) (v, s witnessing, err error) {
+	if stict == nil || cfg.STICTWitnessPolicy == cfg.WitnessPolicy {
+		w, err := witnessPolicy(cfg.WitnessPolicy, append(vetting, stict...)...)
+		return w, w, err
+	}
+	if v, err = witnessPolicy(cfg.WitnessPolicy, vetting...); err != nil {
+		return v, s, err
+	}
+	s, err = witnessPolicy(cfg.STICTWitnessPolicy, stict...)
+	return v, s, err
+}
+
+// witnessPolicy returns the witnessing of the logs with the given
+// checkpoint keys: the operator's C2SP tlog-policy at path with the keys
+// added where it does not list them, or the keys alone with quorum none.
+// Tessera reads the same syntax (and needs each witness's URL, its
+// tlog-witness submission prefix).
+func witnessPolicy(path string, vkeys ...string) (witnessing, error) {
 	var b []byte
 	if path != "" {
 		var err error
 		if b, err = os.ReadFile(path); err != nil {
-			return nil, nil, fmt.Errorf("witness policy: %w", err)
+			return witnessing{}, fmt.Errorf("witness policy: %w", err)
 		}
 		p, err := policy.Parse(b)
 		if err != nil {
-			return nil, nil, fmt.Errorf("witness policy %s: %w", path, err)
+			return witnessing{}, fmt.Errorf("witness policy %s: %w", path, err)
 		}
-		for _, vkey := range vkeys {
-			name, _, _ := strings.Cut(vkey, "+")
-			if l, ok := p.Log(name); !ok {
-				b = append([]byte("log "+vkey+"\n"), b...)
-			} else if l.VKey != vkey {
-				return nil, nil, fmt.Errorf("witness policy %s lists log %s with another key", path, name)
+		for i := len(vkeys) - 1; i >= 0; i-- { // prepending keeps their order
+			if !p.HasLogKey(vkeys[i]) {
+				b = append([]byte("log "+vkeys[i]+"\n"), b...)
 			}
 		}
 	} else {
@@ -225,21 +246,22 @@ func witnessPolicy(path string, vkeys ...string) (*policy.Policy, *tessera.Witne
 	}
 	p, err := policy.Parse(b)
 	if err != nil {
-		return nil, nil, fmt.Errorf("witness policy %s with the logs added: %w", path, err)
+		// Most likely the file lists a log with a key it does not have.
+		return witnessing{}, fmt.Errorf("witness policy %s with the logs' keys added (does it list a log with another key?): %w", path, err)
 	}
 	if path == "" {
-		return p, nil, nil
+		return witnessing{policy: p}, nil
 	}
 	for _, w := range p.Witnesses() {
 		if w.URL == "" {
-			return nil, nil, fmt.Errorf("witness policy %s: witness %s has no URL to ask it at", path, w.Name)
+			return witnessing{}, fmt.Errorf("witness policy %s: witness %s has no URL to ask it at", path, w.Name)
 		}
 	}
 	g, err := tessera.NewWitnessGroupFromPolicy([]byte(p.String()))
 	if err != nil {
-		return nil, nil, fmt.Errorf("witness policy %s: %w", path, err)
+		return witnessing{}, fmt.Errorf("witness policy %s: %w", path, err)
 	}
-	return p, &g, nil
+	return witnessing{policy: p, group: &g}, nil
 }
 
 func (s *app) handler() http.Handler {
@@ -324,11 +346,12 @@ func (s *app) transparencyConfiguration() receipts.Configuration {
 	}
 	if s.stict != nil {
 		base := s.cfg.PublicURL + stictPrefix
-		c.Logs = append(c.Logs, receipts.LogConfiguration{
-			Name:   "stict",
-			Origin: s.stict.log.Origin(),
-			VKey:   s.stict.signer.VKey(),
-			URL:    base,
+		lc := receipts.LogConfiguration{
+			Name:     "stict",
+			Origin:   s.stict.log.Origin(),
+			VKey:     s.stict.keys.signer.VKey(),
+			NoteVKey: s.stict.keys.note.VKey,
+			URL:      base,
 			Endpoints: map[string]string{
 				"add_chain":       base + "/v1/add-chain",
 				"add_pre_chain":   base + "/v1/add-pre-chain",
@@ -337,7 +360,11 @@ func (s *app) transparencyConfiguration() receipts.Configuration {
 				"receipt":         base + "/v1/receipt/{index}",
 				"receipt_by_hash": base + "/v1/receipt-by-hash?hash={hash}",
 			},
-		})
+		}
+		if s.stict.policy != s.policy {
+			lc.WitnessPolicy = s.stict.policy.String()
+		}
+		c.Logs = append(c.Logs, lc)
 	}
 	return c
 }
@@ -353,8 +380,9 @@ func (s *app) announce(w io.Writer, addr string) {
 	fmt.Fprintf(w, "agents:             %s (%d registered)\n", s.cfg.agentsWhere(), s.agents.Get(context.Background()).Len())
 	if s.stict != nil {
 		fmt.Fprintf(w, "STI-CT log origin:  %s\n", s.stict.log.Origin())
-		fmt.Fprintf(w, "STI-CT log vkey:    %s\n", s.stict.signer.VKey())
-		fmt.Fprintf(w, "STI-CT log ID:      %s\n", base64.StdEncoding.EncodeToString(logID(s.stict.signer)))
+		fmt.Fprintf(w, "STI-CT log vkey:    %s\n", s.stict.keys.signer.VKey())
+		fmt.Fprintf(w, "STI-CT note vkey:   %s\n", s.stict.keys.note.VKey)
+		fmt.Fprintf(w, "STI-CT log ID:      %s\n", base64.StdEncoding.EncodeToString(logID(s.stict.keys.signer)))
 		fmt.Fprintf(w, "STI-CT public key:  %s\n", stictPublicKeyFile(s.cfg))
 		fmt.Fprintf(w, "STI-CT roots:       %s (%d accepted)\n", s.cfg.STICTRoots, len(s.stict.roots.Certs()))
 	} else {
@@ -362,6 +390,9 @@ func (s *app) announce(w io.Writer, addr string) {
 	}
 	if n := len(s.policy.Witnesses()); n > 0 {
 		fmt.Fprintf(w, "witnesses:          %d, quorum %s\n", n, s.policy.Quorum())
+	}
+	if s.stict != nil && s.stict.policy != s.policy {
+		fmt.Fprintf(w, "STI-CT witnesses:   %d, quorum %s\n", len(s.stict.policy.Witnesses()), s.stict.policy.Quorum())
 	}
 }
 

@@ -15,8 +15,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/transparency-dev/tessera"
-
 	vlog "github.com/vesperlog/vesperlog/log"
 	"github.com/vesperlog/vesperlog/log/state"
 	"github.com/vesperlog/vesperlog/log/stict"
@@ -32,16 +30,33 @@ const stictPrefix = "/stict"
 
 // stictLog is the running STI-CT log.
 type stictLog struct {
-	signer  *stict.Signer
+	keys    *stictKeys
 	roots   *stict.Roots
+	policy  *policy.Policy
 	log     *vlog.Log
 	service *stictserver.Service
 }
 
-// stictSigner loads (or creates) the STI-CT log's key. The origin is
+// stictKeys are the STI-CT log's keys: its RFC 6962 key (SCTs and
+// checkpoints) and the Ed25519 note key that also signs its checkpoints,
+// for C2SP witnesses.
+type stictKeys struct {
+	signer *stict.Signer
+	note   *keys.NoteKey
+}
+
+// vkeys are the log's checkpoint keys, the RFC 6962 one first.
+func (k *stictKeys) vkeys() []string { return []string{k.signer.VKey(), k.note.VKey} }
+
+// stictNoteBinding is the binding of the STI-CT log's note key in the
+// backend, beside the log's own (state.Bind), so that every front end
+// signs with the same one.
+const stictNoteBinding = stictserver.Name + "-note"
+
+// loadSTICTKeys loads (or creates) the STI-CT log's keys. The origin is
 // -stict-origin, else the existing log's (its checkpoint's first line), else
 // <public host>/stict: a log keeps its origin when the public URL changes.
-func stictSigner(ctx context.Context, cfg *config, st storage.State, host string) (*stict.Signer, error) {
+func loadSTICTKeys(ctx context.Context, cfg *config, st storage.State, host string) (*stictKeys, error) {
 	var legacy string
 	if cfg.storageName() == storage.POSIX {
 		var err error
@@ -88,7 +103,17 @@ func stictSigner(ctx context.Context, cfg *config, st storage.State, host string
 			return nil, fmt.Errorf("writing STI-CT public key: %w", err)
 		}
 	}
-	return s, nil
+	nk, created, err := keys.LoadOrCreateNoteKey(cfg.STICTNoteKey, origin)
+	if err != nil {
+		return nil, fmt.Errorf("STI-CT note key: %w", err)
+	}
+	if created {
+		slog.Info("created STI-CT note key", "file", cfg.STICTNoteKey)
+	}
+	if err := state.Bind(ctx, st, stictNoteBinding, state.LogBinding{Origin: origin, VKey: nk.VKey}); err != nil {
+		return nil, err
+	}
+	return &stictKeys{signer: s, note: nk}, nil
 }
 
 // stictPublicKeyFile is where the STI-CT log's public key is written, PEM.
@@ -115,7 +140,7 @@ func checkpointOrigin(path string) (string, error) {
 }
 
 // openSTICT starts the STI-CT log.
-func openSTICT(ctx context.Context, cfg *config, be storage.Backend, signer *stict.Signer, witnesses *tessera.WitnessGroup, pol *policy.Policy, rs *receipts.Signer) (*stictLog, error) {
+func openSTICT(ctx context.Context, cfg *config, be storage.Backend, k *stictKeys, w witnessing, rs *receipts.Signer) (*stictLog, error) {
 	pemBytes, err := os.ReadFile(cfg.STICTRoots)
 	if err != nil {
 		return nil, fmt.Errorf("-stict-roots: %w", err)
@@ -126,17 +151,18 @@ func openSTICT(ctx context.Context, cfg *config, be storage.Backend, signer *sti
 	}
 	svc, err := stictserver.Open(ctx, stictserver.OpenConfig{
 		Storage:            be,
-		Signer:             signer,
+		Signer:             k.signer,
+		NoteSigner:         k.note.Signer,
 		Roots:              roots,
 		Receipts:           rs,
 		CheckpointInterval: cfg.CheckpointInterval,
-		Witnesses:          witnesses,
+		Witnesses:          w.group,
 		WitnessFailOpen:    cfg.WitnessFailOpen,
 		PublishTimeout:     cfg.PublishTimeout,
-		Policy:             pol,
+		Policy:             w.policy,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &stictLog{signer: signer, roots: roots, log: svc.Log(), service: svc}, nil
+	return &stictLog{keys: k, roots: roots, policy: w.policy, log: svc.Log(), service: svc}, nil
 }

@@ -3,9 +3,11 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/transparency-dev/tessera"
+	"golang.org/x/mod/sumdb/note"
 
 	vlog "github.com/vesperlog/vesperlog/log"
 	"github.com/vesperlog/vesperlog/log/stict"
@@ -17,10 +19,14 @@ import (
 // OpenConfig is what Open needs: where the log is stored, its keys and
 // roots, and how it publishes.
 type OpenConfig struct {
-	Storage  storage.Backend
-	Signer   *stict.Signer
-	Roots    *stict.Roots
-	Receipts *receipts.Signer
+	Storage storage.Backend
+	Signer  *stict.Signer
+	// NoteSigner, if set, is an Ed25519 signed-note key named by the
+	// origin that also signs each checkpoint, so that C2SP witnesses,
+	// which do not take RFC 6962 keys, can verify and cosign them.
+	NoteSigner note.Signer
+	Roots      *stict.Roots
+	Receipts   *receipts.Signer
 	// CheckpointInterval, Witnesses and WitnessFailOpen are log.Options'.
 	CheckpointInterval time.Duration
 	Witnesses          *tessera.WitnessGroup
@@ -48,8 +54,16 @@ func Open(ctx context.Context, c OpenConfig) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	var extra []note.Signer
+	if c.NoteSigner != nil {
+		if c.NoteSigner.Name() != c.Signer.Name() {
+			return nil, fmt.Errorf("stict server: note key %q is not named by the origin %q", c.NoteSigner.Name(), c.Signer.Name())
+		}
+		extra = append(extra, c.NoteSigner)
+	}
 	l, err := vlog.Open(ctx, st.Driver, vlog.Options{
 		Signer:             c.Signer,
+		ExtraSigners:       extra,
 		Format:             vlog.StaticCT(stict.SplitTile),
 		Antispam:           st.Antispam,
 		Claims:             st.Claims,
