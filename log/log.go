@@ -54,20 +54,24 @@ type Options struct {
 	// WitnessFailOpen publishes checkpoints without cosignatures when
 	// witnesses fail to answer in time.
 	WitnessFailOpen bool
+	// WitnessRecorder, if set, is the transport of the driver's witness
+	// client (storage.Config.WitnessClient); NotPublished reports from it.
+	WitnessRecorder *WitnessRecorder
 }
 
 // Log is one running log. Its methods are safe for concurrent use.
 type Log struct {
-	origin   string
-	format   Format
-	bg       context.Context // lives until Close
-	appender *tessera.Appender
-	addCT    func(context.Context, *ctonly.Entry) tessera.IndexFuture
-	reader   tessera.LogReader
-	awaiter  *tessera.PublicationAwaiter
-	dedup    *dedup
-	shutdown func(context.Context) error
-	cancel   context.CancelFunc
+	origin    string
+	format    Format
+	witnesses *WitnessRecorder // nil without one
+	bg        context.Context  // lives until Close
+	appender  *tessera.Appender
+	addCT     func(context.Context, *ctonly.Entry) tessera.IndexFuture
+	reader    tessera.LogReader
+	awaiter   *tessera.PublicationAwaiter
+	dedup     *dedup
+	shutdown  func(context.Context) error
+	cancel    context.CancelFunc
 	// stopped closes when the claims goroutine (started by Open, stopped
 	// by Close through cancel) has returned.
 	stopped chan struct{}
@@ -104,17 +108,18 @@ func Open(ctx context.Context, driver tessera.Driver, o Options) (*Log, error) {
 		return nil, fmt.Errorf("starting log %q: %w", o.Signer.Name(), errors.Join(err, shutdown(ctx)))
 	}
 	l := &Log{
-		origin:   o.Signer.Name(),
-		format:   o.Format,
-		bg:       bg,
-		appender: app,
-		addCT:    tessera.NewCertificateTransparencyAppender(app),
-		reader:   reader,
-		awaiter:  tessera.NewPublicationAwaiter(bg, reader.ReadCheckpoint, awaitPoll),
-		dedup:    d,
-		shutdown: shutdown,
-		cancel:   cancel,
-		stopped:  make(chan struct{}),
+		origin:    o.Signer.Name(),
+		witnesses: o.WitnessRecorder,
+		format:    o.Format,
+		bg:        bg,
+		appender:  app,
+		addCT:     tessera.NewCertificateTransparencyAppender(app),
+		reader:    reader,
+		awaiter:   tessera.NewPublicationAwaiter(bg, reader.ReadCheckpoint, awaitPoll),
+		dedup:     d,
+		shutdown:  shutdown,
+		cancel:    cancel,
+		stopped:   make(chan struct{}),
 	}
 	if o.Claims != nil {
 		go l.forgetClaims(o.Claims, gate)

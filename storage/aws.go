@@ -194,6 +194,7 @@ func (b *awsBackend) Log(ctx context.Context, name string) (*Stores, error) {
 		DSN:          b.dsnFor(db),
 		MaxOpenConns: driverConns,
 		MaxIdleConns: driverConns,
+		HTTPClient:   b.c.WitnessClient,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening aws log %s: %w", name, err)

@@ -54,7 +54,7 @@ func (b *gcpBackend) Log(ctx context.Context, name string) (*Stores, error) {
 		return nil, err
 	}
 	db := b.c.Spanner + "-" + name
-	d, err := tessgcp.New(ctx, tessgcp.Config{GCSClient: b.gcs, Bucket: b.c.Bucket, BucketPrefix: name, Spanner: db})
+	d, err := tessgcp.New(ctx, tessgcp.Config{GCSClient: b.gcs, Bucket: b.c.Bucket, BucketPrefix: name, Spanner: db, HTTPClient: b.c.WitnessClient})
 	if err != nil {
 		return nil, fmt.Errorf("opening gcp log %s: %w", name, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,8 +22,9 @@ import (
 // posixBackend keeps everything in one directory, which it holds locked
 // from Open to Close.
 type posixBackend struct {
-	dir  string
-	lock *os.File // the directory's lock; closing it releases the lock
+	dir           string
+	lock          *os.File // the directory's lock; closing it releases the lock
+	witnessClient *http.Client
 	// mu serialises Create and Swap: the lock keeps other processes out,
 	// mu the goroutines of this one.
 	mu sync.Mutex
@@ -36,7 +38,7 @@ func openPOSIX(c Config) (*posixBackend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	return &posixBackend{dir: c.Dir, lock: lock}, nil
+	return &posixBackend{dir: c.Dir, lock: lock, witnessClient: c.WitnessClient}, nil
 }
 
 func (b *posixBackend) Name() string { return POSIX }
@@ -51,7 +53,7 @@ func (b *posixBackend) Log(ctx context.Context, name string) (*Stores, error) {
 	if err := os.MkdirAll(logDir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating %s: %w", logDir, err)
 	}
-	d, err := posix.New(ctx, posix.Config{Path: logDir})
+	d, err := posix.New(ctx, posix.Config{Path: logDir, HTTPClient: b.witnessClient})
 	if err != nil {
 		return nil, fmt.Errorf("opening posix log in %s: %w", logDir, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"regexp"
 
 	"github.com/transparency-dev/tessera"
@@ -36,6 +37,10 @@ type Config struct {
 
 	// gcp
 	Spanner string // projects/P/instances/I/databases/D
+
+	// WitnessClient is the client the logs' drivers ask witnesses with;
+	// nil means http.DefaultClient.
+	WitnessClient *http.Client
 }
 
 // Stores is what one log is stored in.

@@ -55,7 +55,12 @@ func newApp(ctx context.Context, cfg *config) (_ *app, err error) {
 	if err != nil || pub.Host == "" {
 		return nil, fmt.Errorf("-public-url %q is not an absolute URL", cfg.PublicURL)
 	}
-	be, err := storage.Open(ctx, cfg.storage())
+	// Tessera asks witnesses through it; a submission that times out
+	// reports from it which witness refused and why.
+	witnesses := vlog.NewWitnessRecorder(nil)
+	sc := cfg.storage()
+	sc.WitnessClient = witnesses.Client()
+	be, err := storage.Open(ctx, sc)
 	if err != nil {
 		return nil, err
 	}
@@ -118,6 +123,7 @@ func newApp(ctx context.Context, cfg *config) (_ *app, err error) {
 		CheckpointInterval: cfg.CheckpointInterval,
 		Witnesses:          vw.group,
 		WitnessFailOpen:    cfg.WitnessFailOpen,
+		WitnessRecorder:    witnesses,
 		IssuedAtWindow:     cfg.IssuedAtWindow,
 		PublishTimeout:     cfg.PublishTimeout,
 		Policy:             vw.policy,
@@ -129,7 +135,7 @@ func newApp(ctx context.Context, cfg *config) (_ *app, err error) {
 	var sl *stictLog
 	logs := map[string]*vlog.Log{"vetting": l}
 	if sk != nil {
-		if sl, err = openSTICT(ctx, cfg, be, sk, sw, rs); err != nil {
+		if sl, err = openSTICT(ctx, cfg, be, sk, sw, witnesses, rs); err != nil {
 			return nil, errors.Join(err, l.Close(ctx))
 		}
 		logs["stict"] = sl.log

@@ -140,7 +140,7 @@ func checkpointOrigin(path string) (string, error) {
 }
 
 // openSTICT starts the STI-CT log.
-func openSTICT(ctx context.Context, cfg *config, be storage.Backend, k *stictKeys, w witnessing, rs *receipts.Signer) (*stictLog, error) {
+func openSTICT(ctx context.Context, cfg *config, be storage.Backend, k *stictKeys, w witnessing, rec *vlog.WitnessRecorder, rs *receipts.Signer) (*stictLog, error) {
 	pemBytes, err := os.ReadFile(cfg.STICTRoots)
 	if err != nil {
 		return nil, fmt.Errorf("-stict-roots: %w", err)
@@ -158,6 +158,7 @@ func openSTICT(ctx context.Context, cfg *config, be storage.Backend, k *stictKey
 		CheckpointInterval: cfg.CheckpointInterval,
 		Witnesses:          w.group,
 		WitnessFailOpen:    cfg.WitnessFailOpen,
+		WitnessRecorder:    rec,
 		PublishTimeout:     cfg.PublishTimeout,
 		Policy:             w.policy,
 	})

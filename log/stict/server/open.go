@@ -27,10 +27,12 @@ type OpenConfig struct {
 	NoteSigner note.Signer
 	Roots      *stict.Roots
 	Receipts   *receipts.Signer
-	// CheckpointInterval, Witnesses and WitnessFailOpen are log.Options'.
+	// CheckpointInterval, Witnesses, WitnessFailOpen and WitnessRecorder
+	// are log.Options'.
 	CheckpointInterval time.Duration
 	Witnesses          *tessera.WitnessGroup
 	WitnessFailOpen    bool
+	WitnessRecorder    *vlog.WitnessRecorder
 	// PublishTimeout and Policy are Config's.
 	PublishTimeout time.Duration
 	Policy         *policy.Policy
@@ -70,6 +72,7 @@ func Open(ctx context.Context, c OpenConfig) (*Service, error) {
 		CheckpointInterval: c.CheckpointInterval,
 		Witnesses:          c.Witnesses,
 		WitnessFailOpen:    c.WitnessFailOpen,
+		WitnessRecorder:    c.WitnessRecorder,
 	})
 	if err != nil {
 		return nil, err

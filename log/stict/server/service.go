@@ -94,8 +94,7 @@ func (s *Service) Add(ctx context.Context, chain [][]byte, precert bool) (*Added
 	defer cancel()
 	idx, dup, cp, err := s.cfg.Log.AddCT(actx, e)
 	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-		return nil, fmt.Errorf("%w: no checkpoint covering the entry was published within %s (are the witnesses reachable?); submit again later to get its SCT",
-			problem.ErrOverloaded, s.cfg.PublishTimeout)
+		return nil, s.cfg.Log.NotPublished(s.cfg.Policy, s.cfg.PublishTimeout, "SCT")
 	}
 	if err != nil {
 		return nil, err

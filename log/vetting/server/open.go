@@ -25,10 +25,12 @@ type OpenConfig struct {
 	Signer   note.Signer // the checkpoint key; its name is the origin
 	Agents   func() *vetting.Agents
 	Receipts *receipts.Signer
-	// CheckpointInterval, Witnesses and WitnessFailOpen are log.Options'.
+	// CheckpointInterval, Witnesses, WitnessFailOpen and WitnessRecorder
+	// are log.Options'.
 	CheckpointInterval time.Duration
 	Witnesses          *tessera.WitnessGroup
 	WitnessFailOpen    bool
+	WitnessRecorder    *vlog.WitnessRecorder
 	// IssuedAtWindow, PublishTimeout and Policy are Config's.
 	IssuedAtWindow time.Duration
 	PublishTimeout time.Duration
@@ -53,6 +55,7 @@ func Open(ctx context.Context, c OpenConfig) (*Service, error) {
 		CheckpointInterval: c.CheckpointInterval,
 		Witnesses:          c.Witnesses,
 		WitnessFailOpen:    c.WitnessFailOpen,
+		WitnessRecorder:    c.WitnessRecorder,
 	})
 	if err != nil {
 		return nil, err

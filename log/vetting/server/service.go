@@ -116,8 +116,7 @@ func (s *Service) Submit(ctx context.Context, statements []string) ([]Result, er
 			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 				// Sequenced, perhaps, but not published: the witnesses may
 				// not have met the quorum. A retry returns the entry.
-				err = fmt.Errorf("%w: no checkpoint covering the entry was published within %s (are the witnesses reachable?); submit again later to get its receipt",
-					problem.ErrOverloaded, s.cfg.PublishTimeout)
+				err = s.cfg.Log.NotPublished(s.cfg.Policy, s.cfg.PublishTimeout, "receipt")
 			}
 			results[i] = Result{Index: idx, Duplicate: dup, Err: err}
 		}()

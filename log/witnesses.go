@@ -1,0 +1,161 @@
+package log
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/vesperlog/vesperlog/log/problem"
+	"github.com/vesperlog/vesperlog/witness/policy"
+)
+
+// maxWitnessRequest bounds the add-checkpoint body the recorder reads to
+// find the log's origin: an old-size line, at most 63 proof hashes and a
+// checkpoint with its signatures fit many times over.
+const maxWitnessRequest = 64 << 10
+
+// WitnessRecorder is the HTTP transport Tessera asks witnesses through
+// (storage.Config.WitnessClient). It remembers each witness's last answer
+// for each log, so that a submission that waited in vain for a cosigned
+// checkpoint can say which witness refused what, and why: Tessera itself
+// only logs it. One recorder serves every log of a process.
+type WitnessRecorder struct {
+	next http.RoundTripper
+	now  func() time.Time
+
+	mu   sync.Mutex
+	last map[witnessCall]witnessAnswer
+}
+
+// witnessCall is one witness (its add-checkpoint URL) asked about one log.
+type witnessCall struct{ url, origin string }
+
+type witnessAnswer struct {
+	at     time.Time
+	status int    // 0 when no answer came
+	detail string // the answer's first line, or why none came
+}
+
+// NewWitnessRecorder returns a recorder that sends requests through next
+// (http.DefaultTransport if nil).
+func NewWitnessRecorder(next http.RoundTripper) *WitnessRecorder {
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	return &WitnessRecorder{next: next, now: time.Now, last: make(map[witnessCall]witnessAnswer)}
+}
+
+// Client is the client to give Tessera.
+func (r *WitnessRecorder) Client() *http.Client { return &http.Client{Transport: r} }
+
+// RoundTrip sends req and records the answer under the request's URL and
+// the origin of the checkpoint it carries.
+func (r *WitnessRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	var body []byte
+	if req.Body != nil {
+		b, err := io.ReadAll(io.LimitReader(req.Body, maxWitnessRequest+1))
+		req.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("reading witness request: %w", err)
+		}
+		body = b
+		req = req.Clone(req.Context())
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		req.ContentLength = int64(len(body))
+	}
+	call := witnessCall{url: req.URL.String(), origin: requestOrigin(body)}
+	resp, err := r.next.RoundTrip(req)
+	if err != nil {
+		r.record(call, witnessAnswer{detail: err.Error()})
+		return nil, err
+	}
+	a := witnessAnswer{status: resp.StatusCode}
+	if resp.StatusCode != http.StatusOK {
+		// Keep the start of the answer for the report, and give Tessera
+		// the whole of it.
+		peek, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		resp.Body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(peek), resp.Body), resp.Body}
+		line, _, _ := strings.Cut(strings.TrimSpace(string(peek)), "\n")
+		a.detail = strings.ToValidUTF8(line, "?")
+	}
+	r.record(call, a)
+	return resp, nil
+}
+
+func (r *WitnessRecorder) record(c witnessCall, a witnessAnswer) {
+	a.at = r.now()
+	r.mu.Lock()
+	r.last[c] = a
+	r.mu.Unlock()
+}
+
+// requestOrigin is the origin line of the checkpoint in a tlog-witness
+// add-checkpoint body: the first line after the first blank line.
+func requestOrigin(body []byte) string {
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	sc.Buffer(nil, maxWitnessRequest)
+	blank := false
+	for sc.Scan() {
+		if blank {
+			return sc.Text()
+		}
+		blank = sc.Text() == ""
+	}
+	return ""
+}
+
+// Report says, for each witness of p, how its last answer about origin
+// went wrong: refused, with the status and the witness's reason, or not
+// answered; "" when every witness's last answer was a cosignature.
+func (r *WitnessRecorder) Report(origin string, p *policy.Policy) string {
+	var parts []string
+	now := r.now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, w := range p.Witnesses() {
+		u, err := url.Parse(w.URL)
+		if err != nil {
+			continue
+		}
+		// Tessera asks <submission prefix>/add-checkpoint.
+		a, ok := r.last[witnessCall{url: u.JoinPath("/add-checkpoint").String(), origin: origin}]
+		ago := now.Sub(a.at).Round(time.Second)
+		switch {
+		case !ok:
+			parts = append(parts, fmt.Sprintf("witness %s (%s) has not answered yet", w.Name, w.URL))
+		case a.status == 0:
+			parts = append(parts, fmt.Sprintf("witness %s (%s) did not answer %s ago: %s", w.Name, w.URL, ago, a.detail))
+		case a.status != http.StatusOK:
+			parts = append(parts, fmt.Sprintf("witness %s (%s) refused %s ago: %d %s: %q", w.Name, w.URL, ago, a.status, http.StatusText(a.status), a.detail))
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// NotPublished is the error of a submission whose entry no checkpoint
+// meeting p covered within timeout: a 503 that says why, naming the
+// witnesses that refused or did not answer when the recorder knows. what
+// is what a retry gets ("receipt", "SCT").
+func (l *Log) NotPublished(p *policy.Policy, timeout time.Duration, what string) error {
+	why := " (is the log overloaded?)"
+	if p != nil && len(p.Witnesses()) > 0 {
+		why = fmt.Sprintf(" cosigned by quorum %s (are the witnesses reachable?)", p.Quorum())
+		if l.witnesses != nil {
+			if r := l.witnesses.Report(l.origin, p); r != "" {
+				why = fmt.Sprintf(" cosigned by quorum %s: %s", p.Quorum(), r)
+			}
+		}
+	}
+	return fmt.Errorf("%w: no checkpoint covering the entry was published within %s%s; submit again later to get its %s",
+		problem.ErrOverloaded, timeout, why, what)
+}

@@ -1,0 +1,120 @@
+package log
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	fnote "github.com/transparency-dev/formats/note"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/vesperlog/vesperlog/log/problem"
+	"github.com/vesperlog/vesperlog/witness/policy"
+)
+
+func cosignerVKey(t *testing.T, name string) string {
+	t.Helper()
+	_, vkey, err := note.GenerateKey(rand.Reader, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := fnote.VKeyToCosignatureV1(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// TestWitnessRecorder: the recorder passes requests and answers through
+// untouched, and reports per log which witness refused (with its status
+// and reason) or did not answer.
+func TestWitnessRecorder(t *testing.T) {
+	var gotBody string
+	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		gotBody = string(b)
+		fmt.Fprint(w, "— w1 c2ln\n")
+	}))
+	defer ok.Close()
+	refuses := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "unknown log\nsecond line", http.StatusNotFound)
+	}))
+	defer refuses.Close()
+	down := httptest.NewServer(http.NotFoundHandler())
+	downURL := down.URL
+	down.Close()
+
+	_, logVKey, err := note.GenerateKey(rand.Reader, "example.test/log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := policy.Parse([]byte(fmt.Sprintf("log %s\nwitness w1 %s %s\nwitness w2 %s %s\nwitness w3 %s %s\nwitness w4 %s http://127.0.0.1:1\ngroup g 2 w1 w2 w3 w4\nquorum g\n",
+		logVKey, cosignerVKey(t, "w1"), ok.URL, cosignerVKey(t, "w2"), refuses.URL, cosignerVKey(t, "w3"), downURL, cosignerVKey(t, "w4"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewWitnessRecorder(nil)
+	c := r.Client()
+	const body = "old 0\n\nexample.test/log\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\n— example.test/log c2ln\n"
+	for _, u := range []string{ok.URL, refuses.URL, downURL} {
+		resp, err := c.Post(u+"/add-checkpoint", "text/plain", strings.NewReader(body))
+		if u == downURL {
+			if err == nil {
+				t.Fatal("a closed server answered")
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		switch u {
+		case ok.URL:
+			if string(b) != "— w1 c2ln\n" || gotBody != body {
+				t.Errorf("passed through: answer %q, request %q", b, gotBody)
+			}
+		case refuses.URL:
+			if string(b) != "unknown log\nsecond line\n" {
+				t.Errorf("refusal passed through as %q", b)
+			}
+		}
+	}
+
+	rep := r.Report("example.test/log", p)
+	for _, want := range []string{
+		`witness w2 (` + refuses.URL + `) refused 0s ago: 404 Not Found: "unknown log"`,
+		"witness w3 (" + downURL + ") did not answer 0s ago: ",
+		"witness w4 (http://127.0.0.1:1) has not answered yet",
+	} {
+		if !strings.Contains(rep, want) {
+			t.Errorf("report %q lacks %q", rep, want)
+		}
+	}
+	if strings.Contains(rep, "w1") {
+		t.Errorf("report names the witness that cosigned: %q", rep)
+	}
+	if other := r.Report("example.test/other", p); !strings.Contains(other, "witness w1 (") || !strings.Contains(other, "has not answered yet") {
+		t.Errorf("another log's report mixes in this log's answers: %q", other)
+	}
+
+	l := &Log{origin: "example.test/log", witnesses: r}
+	err = l.NotPublished(p, 30*time.Second, "receipt")
+	if !errors.Is(err, problem.ErrOverloaded) || !strings.Contains(err.Error(), "within 30s cosigned by quorum g: witness w2") ||
+		!strings.HasSuffix(err.Error(), "submit again later to get its receipt") {
+		t.Errorf("NotPublished = %v", err)
+	}
+	none, err := policy.ForLog(logVKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.NotPublished(none, time.Second, "SCT"); strings.Contains(err.Error(), "witness") {
+		t.Errorf("NotPublished without witnesses blames them: %v", err)
+	}
+}
