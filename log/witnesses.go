@@ -3,6 +3,7 @@ package log
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -85,11 +86,24 @@ func (r *WitnessRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
 			io.Reader
 			io.Closer
 		}{io.MultiReader(bytes.NewReader(peek), resp.Body), resp.Body}
-		line, _, _ := strings.Cut(strings.TrimSpace(string(peek)), "\n")
-		a.detail = strings.ToValidUTF8(line, "?")
+		a.detail = answerDetail(peek)
 	}
 	r.record(call, a)
 	return resp, nil
+}
+
+// answerDetail is what a witness said when it refused: the detail (or
+// title) of an RFC 9457 problem, else the first line of the answer.
+func answerDetail(b []byte) string {
+	var p struct{ Title, Detail string }
+	if json.Unmarshal(b, &p) == nil && (p.Detail != "" || p.Title != "") {
+		if p.Detail != "" {
+			return strings.ToValidUTF8(p.Detail, "?")
+		}
+		return strings.ToValidUTF8(p.Title, "?")
+	}
+	line, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+	return strings.ToValidUTF8(line, "?")
 }
 
 func (r *WitnessRecorder) record(c witnessCall, a witnessAnswer) {

@@ -118,3 +118,17 @@ func TestWitnessRecorder(t *testing.T) {
 		t.Errorf("NotPublished without witnesses blames them: %v", err)
 	}
 }
+
+func TestAnswerDetail(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"type":"about:blank","title":"Not Found","status":404,"detail":"unknown log: example.test/stict"}`: "unknown log: example.test/stict",
+		`{"title":"Forbidden","status":403}`: "Forbidden",
+		"no signature verifies\nmore":        "no signature verifies",
+		"{not json\n":                        "{not json",
+		"bad \xff utf-8":                     "bad ? utf-8",
+	} {
+		if got := answerDetail([]byte(in)); got != want {
+			t.Errorf("answerDetail(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

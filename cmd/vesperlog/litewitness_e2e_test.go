@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -17,6 +18,8 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/mod/sumdb/note"
+
+	stictserver "github.com/vesperlog/vesperlog/log/stict/server"
 )
 
 // interopTool finds an independent implementation installed by .ci/run,
@@ -58,9 +61,12 @@ func must(t *testing.T, cmd *exec.Cmd) string {
 	return string(out)
 }
 
-// TestLitewitness: a vetting log gets its checkpoints cosigned by
-// litewitness (filippo.io/torchwood), an independent tlog-witness, and the
-// receipts carry that cosignature and verify under the published policy.
+// TestLitewitness: both logs get their checkpoints cosigned by litewitness
+// (filippo.io/torchwood), an independent tlog-witness, under one policy,
+// and the receipts carry that cosignature and verify under the published
+// policy. litewitness verifies checkpoints with x/mod/sumdb/note, which
+// refuses the STI-CT log's RFC 6962 key: it is given the log's Ed25519
+// note key, whose signature every STI-CT checkpoint also carries.
 func TestLitewitness(t *testing.T) {
 	lw := interopTool(t, "litewitness")
 	for _, tool := range []string{"ssh-agent", "ssh-add", "ssh-keygen", "sqlite3"} {
@@ -70,10 +76,16 @@ func TestLitewitness(t *testing.T) {
 	dir := t.TempDir()
 	run := func(want int, args ...string) string { return runVesper(t, cli, dir, want, args...) }
 
-	// The log's key, from a first start.
-	first := startServer(t, server, dir)
+	// The logs' keys, from a first start.
+	pki := stictPKI(t, dir)
+	const stictOrigin = "e2e.test/stict"
+	first, _ := startSTICT(t, server, dir, "-stict-origin", stictOrigin)
 	vkey := first.vkey
+	_, lc := stictConfiguration(t, first.url)
 	first.stop(t)
+	if name, _, _ := strings.Cut(lc.NoteVKey, "+"); name != stictOrigin {
+		t.Fatalf("the STI-CT log's note_vkey %q is not named by its origin", lc.NoteVKey)
+	}
 
 	// litewitness keeps its key in a dedicated ssh-agent.
 	sock := filepath.Join(dir, "lw.sock")
@@ -139,14 +151,16 @@ func TestLitewitness(t *testing.T) {
 	lwProc := start()
 	_ = lwProc.Process.Kill()
 	_ = lwProc.Wait()
-	origin := strings.SplitN(vkey, "+", 2)[0]
 	emptyRoot := base64.StdEncoding.EncodeToString(rfc6962.DefaultHasher.EmptyRoot())
-	must(t, exec.Command("sqlite3", db,
-		fmt.Sprintf("INSERT INTO log (origin, tree_size, tree_hash) VALUES ('%s', 0, '%s'); INSERT INTO key (origin, key) VALUES ('%s', '%s');", origin, emptyRoot, origin, vkey)))
+	for _, k := range []string{vkey, lc.NoteVKey} {
+		origin, _, _ := strings.Cut(k, "+")
+		must(t, exec.Command("sqlite3", db,
+			fmt.Sprintf("INSERT INTO log (origin, tree_size, tree_hash) VALUES ('%s', 0, '%s'); INSERT INTO key (origin, key) VALUES ('%s', '%s');", origin, emptyRoot, origin, k)))
+	}
 	start()
 
 	os.WriteFile(filepath.Join(dir, "lite.policy"), []byte(fmt.Sprintf("witness lite %s http://%s\nquorum lite\n", wvkey, addr)), 0o644)
-	srv := startServer(t, server, dir, "-witness-policy", "lite.policy", "-publish-timeout", "10s")
+	srv, _ := startSTICT(t, server, dir, "-witness-policy", "lite.policy", "-publish-timeout", "10s")
 	run(0, "keygen", "agent", "-out", "va.jwk")
 	run(0, "agents", "add", "-agents", "data/agents.json", "-name", "va", "-key", "va.pub.jwk")
 	for i, d := range []string{"A", "B"} {
@@ -158,5 +172,26 @@ func TestLitewitness(t *testing.T) {
 		if !strings.Contains(out, `quorum "lite" met by lite`) {
 			t.Fatalf("receipt %d: %s", i, out)
 		}
+	}
+
+	// The STI-CT log: an SCT means a published checkpoint met the quorum.
+	addChain(t, srv.url+"/stict/v1/", pki.Chain(pki.TN), false)
+	var rr stictserver.ReceiptResponse
+	if err := json.Unmarshal(httpGet200(t, srv.url+"/stict/v1/receipt/0"), &rr); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "stict.jwt"), []byte(rr.Receipt), 0o644)
+	if out := run(0, "verify-receipt", "-trust", "trust.json", "stict.jwt"); !strings.Contains(out, "entry 0 of "+stictOrigin) || !strings.Contains(out, `quorum "lite" met by lite`) {
+		t.Fatalf("STI-CT receipt: %s", out)
+	}
+	// Its checkpoint verifies with x/mod/sumdb/note and the note key alone,
+	// as any C2SP witness or client checks it.
+	nv, err := note.NewVerifier(lc.NoteVKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := httpGet200(t, srv.url+"/stict/checkpoint")
+	if n, err := note.Open(cp, note.VerifierList(nv)); err != nil || len(n.Sigs) != 1 || !strings.HasPrefix(n.Text, stictOrigin+"\n") {
+		t.Fatalf("STI-CT checkpoint under x/mod/sumdb/note with the note key: %v\n%s", err, cp)
 	}
 }

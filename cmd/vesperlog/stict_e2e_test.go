@@ -919,3 +919,72 @@ func otherWitnessVKey(t *testing.T, wbin, dir string) string {
 	}
 	return regexp.MustCompile(`vkey: (\S+)`).FindStringSubmatch(string(out))[1]
 }
+
+// TestSTICTOwnWitnesses: a witness that does not know the STI-CT log holds
+// up that log alone, and its 503 says which witness refused and why; with
+// -stict-witness-policy the STI-CT log gets its own witnesses (here none),
+// the trust document carries its policy, and both logs' receipts verify
+// offline, each under its own.
+func TestSTICTOwnWitnesses(t *testing.T) {
+	bin, cli := binaries(t)
+	wbin := witnessBinary(t)
+	dir := t.TempDir()
+	p := stictPKI(t, dir)
+	run := func(want int, args ...string) string { return runVesper(t, cli, dir, want, args...) }
+
+	first, _ := startSTICT(t, bin, dir)
+	vettingVKey := first.vkey
+	first.stop(t)
+	out, err := exec.Command(wbin, "keygen", "-name", "witness.test/w1", "-out", filepath.Join(dir, "w1.key")).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wvkey := regexp.MustCompile(`vkey: (\S+)`).FindStringSubmatch(string(out))[1]
+	// The witness knows the vetting log only.
+	if out, err := exec.Command(wbin, "add-log", "-config", filepath.Join(dir, "logs.policy"), vettingVKey).CombinedOutput(); err != nil {
+		t.Fatalf("add-log: %v %s", err, out)
+	}
+	wurl, _ := startWitness(t, wbin, dir, "w1", "127.0.0.1:0")
+	os.WriteFile(filepath.Join(dir, "witnesses.policy"), []byte(fmt.Sprintf("witness w1 %s %s\nquorum w1\n", wvkey, wurl)), 0o644)
+	os.WriteFile(filepath.Join(dir, "none.policy"), []byte("quorum none\n"), 0o644)
+	run(0, "keygen", "agent", "-out", "va.jwk")
+	run(0, "agents", "add", "-agents", "data/agents.json", "-name", "va", "-key", "va.pub.jwk")
+
+	// One policy for both logs: the STI-CT log stalls, and says why.
+	srv, _ := startSTICT(t, bin, dir, "-witness-policy", "witnesses.policy", "-publish-timeout", "3s")
+	body, _ := json.Marshal(ct.AddChainRequest{Chain: p.Chain(p.TN)})
+	resp, b := httpDo(t, "POST", srv.url+"/stict/v1/add-chain", "application/json", body)
+	var prob struct{ Detail string }
+	_ = json.Unmarshal(b, &prob)
+	if resp.StatusCode != 503 || resp.Header.Get("Content-Type") != "application/problem+json" ||
+		!strings.Contains(prob.Detail, "witness w1 ("+wurl+") refused") || !strings.Contains(prob.Detail, "404 Not Found") || !strings.Contains(prob.Detail, "unknown log") {
+		t.Fatalf("add-chain with a witness that does not know the log: %d %s", resp.StatusCode, b)
+	}
+	// The vetting log is not held up.
+	run(0, "submit", "-server", srv.url, "-key", "va.jwk", "-digest", strings.Repeat("A", 42)+"E", "-out", "r0.jwt")
+	// A clean stop would wait for the STI-CT entry's checkpoint, which
+	// this policy never lets out; the entry is sequenced and durable.
+	_ = srv.cmd.Process.Kill()
+	_ = srv.cmd.Wait()
+
+	// The STI-CT log with its own policy.
+	srv, _ = startSTICT(t, bin, dir, "-witness-policy", "witnesses.policy", "-stict-witness-policy", "none.policy", "-publish-timeout", "10s")
+	addChain(t, srv.url+"/stict/v1/", p.Chain(p.TN), false)
+	conf, lc := stictConfiguration(t, srv.url)
+	if lc.WitnessPolicy == "" || strings.Contains(lc.WitnessPolicy, "witness ") || !strings.Contains(conf.WitnessPolicy, "witness w1 ") {
+		t.Fatalf("trust document: top policy %q, STI-CT policy %q", conf.WitnessPolicy, lc.WitnessPolicy)
+	}
+	var rr stictserver.ReceiptResponse
+	if err := json.Unmarshal(httpGet200(t, srv.url+"/stict/v1/receipt/0"), &rr); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "stict.jwt"), []byte(rr.Receipt), 0o644)
+	run(0, "trust", "-server", srv.url, "-out", "trust.json")
+	if out := run(0, "verify-receipt", "-trust", "trust.json", "stict.jwt"); !strings.Contains(out, "quorum none") {
+		t.Errorf("STI-CT receipt: %s", out)
+	}
+	if out := run(0, "verify-receipt", "-trust", "trust.json", "r0.jwt"); !strings.Contains(out, `quorum "w1" met by w1`) {
+		t.Errorf("vetting receipt: %s", out)
+	}
+	srv.stop(t)
+}
