@@ -5,8 +5,14 @@
 // own tiles, and serves the tlog-tiles (or static-ct-api) read API.
 //
 // It is the server side of vesperlog's two logs (log/vetting, log/stict);
-// verifiers never import it. Its one table of error classes, mapping each to
-// an HTTP status and an RFC 9457 problem title, is in problem.go.
+// verifiers never import it. The one table of error classes, mapping each to
+// an HTTP status and an RFC 9457 problem title, is package log/problem.
+//
+// A log may sign each checkpoint with more than one key (Options.ExtraSigners:
+// the STI-CT log's Ed25519 key for C2SP witnesses). With witnesses, Tessera
+// asks them through a WitnessRecorder, so that a submission whose checkpoint
+// did not get its quorum in time answers with which witness refused and why
+// (NotPublished).
 //
 // The durability order of an Add: Tessera sequences the entry and writes its
 // bundle and tiles, integrates it into the tree, signs (and, with witnesses,

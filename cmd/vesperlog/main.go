@@ -1,6 +1,8 @@
 // Command vesperlog runs the vesperlog transparency service: the vetting log
-// (and, as they land, the STI-CT log), with their submission APIs, tlog-tiles
-// reads, receipts, and the documents a verifier pins.
+// and, with -stict-roots, the STI-CT log, with their submission APIs,
+// tlog-tiles and static-ct-api reads, receipts, and the documents a verifier
+// pins. Its subcommands manage a deployment's shared state (agents,
+// migrate).
 //
 // With no flags it serves on 127.0.0.1:8080 from ./vesperlog-data, creating
 // the checkpoint and receipt keys on first start. See README.md for flags.

@@ -6,7 +6,8 @@
 //   - each log's binding (log-<name>.json): its origin and checkpoint
 //     verifier key, fixed on the first start, so that a front end given
 //     another key refuses to start rather than sign the log's
-//     checkpoints with it;
+//     checkpoints with it (a second checkpoint key, such as the STI-CT
+//     log's note key, has a binding of its own, log-stict-note.json);
 //   - the receipt key history (receipt-keys.json): the public key of
 //     every receipt signer that ever served, never deleted, so that a
 //     receipt from any front end verifies against any front end's JWKS.
