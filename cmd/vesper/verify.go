@@ -185,8 +185,8 @@ func loadTrust(trustFile, logVKey, jwksFile, policyFile string) (receipts.Trust,
 		if p, err = policy.Parse(b); err != nil {
 			return receipts.Trust{}, fmt.Errorf("%s: %w", policyFile, err)
 		}
-		name, _, _ := strings.Cut(logVKey, "+")
-		if l, ok := p.Log(name); !ok || l.VKey != logVKey {
+		if !p.HasLogKey(logVKey) {
+			name, _, _ := strings.Cut(logVKey, "+")
 			return receipts.Trust{}, fmt.Errorf("%s does not list the log %s with that vkey", policyFile, name)
 		}
 	} else if p, err = policy.ForLog(logVKey); err != nil {
