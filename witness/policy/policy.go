@@ -276,8 +276,8 @@ func (p *Policy) parseWitness(f []string) error {
 	if err != nil {
 		return fmt.Errorf("witness %q vkey: %v", name, err)
 	}
-	if k.typ != algCosignatureV1 {
-		return fmt.Errorf("witness %q vkey has signature type %s; a witness key must be a cosignature/v1 Ed25519 key (0x04)", name, typeName(k.typ))
+	if !witnessKeyType(k.typ) {
+		return fmt.Errorf("witness %q vkey has signature type %s; %s", name, typeName(k.typ), witnessKeyTypes)
 	}
 	v, err := newCosignatureVerifier(f[2])
 	if err != nil {
