@@ -40,8 +40,9 @@ type testLog struct {
 	n     uint16
 }
 
-// startLog starts a vetting log signing with skey in a fresh directory.
-func startLog(t testing.TB, skey string, agent *ecdsa.PrivateKey) *testLog {
+// startLog starts a vetting log signing with skey in a fresh directory;
+// opts, if any, change its vlog.Options.
+func startLog(t testing.TB, skey string, agent *ecdsa.PrivateKey, opts ...func(*vlog.Options)) *testLog {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -58,7 +59,11 @@ func startLog(t testing.TB, skey string, agent *ecdsa.PrivateKey) *testLog {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := vlog.Open(ctx, st.Driver, vlog.Options{Signer: signer, Format: vlog.TlogTiles(server.Identity), Antispam: st.Antispam, CheckpointInterval: 100 * time.Millisecond})
+	o := vlog.Options{Signer: signer, Format: vlog.TlogTiles(server.Identity), Antispam: st.Antispam, CheckpointInterval: 100 * time.Millisecond}
+	for _, f := range opts {
+		f(&o)
+	}
+	l, err := vlog.Open(ctx, st.Driver, o)
 	if err != nil {
 		t.Fatal(err)
 	}

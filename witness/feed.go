@@ -28,7 +28,7 @@ type Feeder struct {
 	Log        *url.URL      // the log's tlog-tiles prefix
 	LogKey     note.Verifier // its checkpoint key; its name is the origin
 	Witness    *url.URL      // the witness's submission prefix
-	WitnessKey note.Verifier // its cosignature/v1 key
+	WitnessKey note.Verifier // its cosignature key (policy.NewWitnessVerifier)
 	HTTP       *http.Client  // nil means http.DefaultClient
 
 	// old is the size the witness last cosigned, as far as the feeder

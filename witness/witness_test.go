@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
@@ -101,15 +102,20 @@ func body(old int64, proof []string, cp []byte) []byte {
 	return b.Bytes()
 }
 
-func newWitness(t testing.TB, dir string, logs ...*testLog) (*Witness, note.Verifier) {
+// newWitness opens a witness with a new key of alg (Ed25519 or MLDSA44)
+// and returns it with the policy a verifier of its cosignatures holds.
+func newWitness(t testing.TB, dir, alg string, logs ...*testLog) (*Witness, *policy.Policy) {
 	t.Helper()
-	skey, vkey, _ := note.GenerateKey(rand.Reader, "witness.test/w1")
-	return openWitness(t, dir, skey, vkey, logs...)
+	skey, _, err := GenerateKey("witness.test/w1", alg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return openWitness(t, dir, skey, logs...)
 }
 
-func openWitness(t testing.TB, dir, skey, vkey string, logs ...*testLog) (*Witness, note.Verifier) {
+func openWitness(t testing.TB, dir, skey string, logs ...*testLog) (*Witness, *policy.Policy) {
 	t.Helper()
-	s, err := fnote.NewSignerForCosignatureV1(skey)
+	k, err := ParseKey(skey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,29 +123,36 @@ func openWitness(t testing.TB, dir, skey, vkey string, logs ...*testLog) (*Witne
 	for _, l := range logs {
 		fmt.Fprintf(&pol, "log %s\n", l.vkey)
 	}
-	pol.WriteString("quorum none\n")
-	p, err := policy.Parse([]byte(pol.String()))
+	p, err := policy.Parse([]byte(pol.String() + "quorum none\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := New(s, p, dir)
+	w, err := New(k.Signer, p, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cv, _ := fnote.VKeyToCosignatureV1(vkey)
-	v, err := fnote.NewVerifierForCosignatureV1(cv)
+	fmt.Fprintf(&pol, "witness w1 %s\nquorum w1\n", k.VKey)
+	verifier, err := policy.Parse([]byte(pol.String()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return w, v
+	return w, verifier
 }
 
 // TestAddCheckpoint quotes the spec's add-checkpoint cases, in order, on
-// one witness whose state each row builds on.
+// one witness whose state each row builds on, once with an Ed25519 key and
+// once with an ML-DSA-44 key.
 func TestAddCheckpoint(t *testing.T) {
+	for _, alg := range []string{Ed25519, MLDSA44} {
+		t.Run(alg, func(t *testing.T) { testAddCheckpoint(t, alg) })
+	}
+}
+
+func testAddCheckpoint(t *testing.T, alg string) {
 	l := newTestLog(t, "example.test/log")
 	other := newTestLog(t, "example.test/unknown")
-	w, wv := newWitness(t, t.TempDir(), l)
+	w, verifier := newWitness(t, t.TempDir(), alg, l)
+	wv := verifier.Witnesses()[0].Verifier
 	srv := httptest.NewServer(w.Handler())
 	defer srv.Close()
 	l.grow(t, 10)
@@ -192,10 +205,22 @@ func TestAddCheckpoint(t *testing.T) {
 					t.Errorf("409 Content-Type %q", ctype)
 				}
 			case 200:
-				// The answer is cosignature/v1 lines that verify on the checkpoint.
+				// The answer is one cosignature line that verifies on the
+				// checkpoint under a policy that needs this witness, with
+				// the time of signing.
 				signed := append(append([]byte(nil), c.body[bytes.Index(c.body, []byte("\n\n"))+2:]...), out...)
-				if _, err := note.Open(signed, note.VerifierList(wv)); err != nil {
-					t.Fatalf("cosignature does not verify: %v", err)
+				cp, err := verifier.Verify(signed)
+				if err != nil || len(cp.Cosigners) != 1 || strings.Count(out, "\n") != 1 {
+					t.Fatalf("cosignature does not verify: %v\n%s", err, out)
+				}
+				for _, sig := range cp.Note.Sigs {
+					if sig.Name != wv.Name() {
+						continue
+					}
+					ts, err := fnote.CoSigV1Timestamp(sig)
+					if err != nil || time.Since(ts) > time.Minute || time.Until(ts) > time.Minute {
+						t.Fatalf("cosignature timestamp %v, %v", ts, err)
+					}
 				}
 			default:
 				if ctype != "application/problem+json" {
@@ -229,8 +254,8 @@ func TestRestart(t *testing.T) {
 	dir := t.TempDir()
 	l := newTestLog(t, "example.test/log")
 	l.grow(t, 7)
-	skey, vkey, _ := note.GenerateKey(rand.Reader, "witness.test/w1")
-	w, _ := openWitness(t, dir, skey, vkey, l)
+	skey, _, _ := note.GenerateKey(rand.Reader, "witness.test/w1") // as earlier keygens wrote
+	w, _ := openWitness(t, dir, skey, l)
 	if _, err := w.AddCheckpoint(body(0, nil, l.checkpoint(t, 7, l.root(t, 7)))); err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +274,7 @@ func TestRestart(t *testing.T) {
 // consistent, and the stored size never goes back.
 func TestConcurrentUpdates(t *testing.T) {
 	l := newTestLog(t, "example.test/log")
-	w, _ := newWitness(t, t.TempDir(), l)
+	w, _ := newWitness(t, t.TempDir(), Ed25519, l)
 	l.grow(t, 64)
 	var wg sync.WaitGroup
 	var mu sync.Mutex

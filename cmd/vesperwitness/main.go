@@ -1,13 +1,17 @@
 // Command vesperwitness runs a C2SP tlog-witness (package witness).
 //
-//	vesperwitness keygen -name witness.example/w1 -out witness.key
+//	vesperwitness keygen -name witness.example/w1 -out witness.key [-alg ed25519|ml-dsa-44]
 //	vesperwitness add-log -config logs.policy VKEY [URL]
 //	vesperwitness list-logs -config logs.policy
 //	vesperwitness serve -key witness.key -config logs.policy -state DIR [-addr 127.0.0.1:8090]
 //	vesperwitness feed -log-url URL -log-vkey VKEY -witness-url URL -witness-vkey VKEY [-once | -interval 1m]
 //
-// The logs it witnesses are a C2SP tlog-policy file of log lines (and
-// "quorum none"), so the same file format serves witnesses and verifiers.
+// keygen makes an Ed25519 key (the default; it cosigns as cosignature/v1
+// and prints "cosignature/v1 vkey: ...") or an ML-DSA-44 key (-alg
+// ml-dsa-44, which C2SP recommends; it prints "ml-dsa-44 vkey: ..."), and
+// serve cosigns with whichever it is given. The logs it witnesses are a
+// C2SP tlog-policy file of log lines (and "quorum none"), so the same file
+// format serves witnesses and verifiers.
 package main
 
 import (
@@ -26,8 +30,6 @@ import (
 	"syscall"
 	"time"
 
-	fnote "github.com/transparency-dev/formats/note"
-
 	"github.com/vesperlog/vesperlog/storage/keys"
 	"github.com/vesperlog/vesperlog/witness"
 	"github.com/vesperlog/vesperlog/witness/policy"
@@ -37,15 +39,28 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "vesperwitness:", strings.Join(strings.Fields(err.Error()), " "))
 		if errors.Is(err, errUsage) {
+			if err != errUsage && !errors.Is(err, flag.ErrHelp) {
+				fmt.Fprintln(os.Stderr, "vesperwitness:", strings.Join(strings.Fields(err.Error()), " "))
+			}
+			fmt.Fprint(os.Stderr, usage)
 			os.Exit(2)
 		}
+		fmt.Fprintln(os.Stderr, "vesperwitness:", strings.Join(strings.Fields(err.Error()), " "))
 		os.Exit(1)
 	}
 }
 
-var errUsage = errors.New("usage: vesperwitness keygen|add-log|list-logs|serve (see the package doc)")
+// usage is the synopsis of the package doc, printed for -h and usage errors.
+const usage = `usage:
+  vesperwitness keygen -name NAME -out FILE [-alg ed25519|ml-dsa-44]
+  vesperwitness add-log -config FILE VKEY [URL]
+  vesperwitness list-logs -config FILE
+  vesperwitness serve -key FILE -config FILE -state DIR [-addr 127.0.0.1:8090]
+  vesperwitness feed -log-url URL -log-vkey VKEY -witness-url URL -witness-vkey VKEY [-once | -interval 1m]
+`
+
+var errUsage = errors.New("usage")
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
@@ -55,6 +70,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.SetOutput(io.Discard)
 	name := fs.String("name", "", "keygen: the witness's name, e.g. witness.example/w1")
 	out := fs.String("out", "", "keygen: where to write the private key")
+	alg := fs.String("alg", witness.Ed25519, "keygen: the key's algorithm, "+witness.Ed25519+" or "+witness.MLDSA44)
 	config := fs.String("config", "", "the logs witnessed, a C2SP tlog-policy file")
 	keyFile := fs.String("key", "", "serve: the witness's private key")
 	state := fs.String("state", "vesperwitness-state", "serve: the state directory")
@@ -62,29 +78,31 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	logURL := fs.String("log-url", "", "feed: the log's tlog-tiles prefix")
 	logVKey := fs.String("log-vkey", "", "feed: the log's checkpoint vkey")
 	witnessURL := fs.String("witness-url", "", "feed: the witness's submission prefix")
-	witnessVKey := fs.String("witness-vkey", "", "feed: the witness's cosignature/v1 vkey")
+	witnessVKey := fs.String("witness-vkey", "", "feed: the witness's vkey (Ed25519 cosignature/v1 or ML-DSA-44)")
 	once := fs.Bool("once", false, "feed: feed the current checkpoint and exit")
 	interval := fs.Duration("interval", time.Minute, "feed: how often to feed")
 	if err := fs.Parse(args[1:]); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	switch args[0] {
 	case "keygen":
 		if *name == "" || *out == "" {
 			return fmt.Errorf("%w: keygen needs -name and -out", errUsage)
 		}
+		if *alg != witness.Ed25519 && *alg != witness.MLDSA44 {
+			return fmt.Errorf("%w: -alg is %s or %s, not %q", errUsage, witness.Ed25519, witness.MLDSA44, *alg)
+		}
 		if _, err := os.Stat(*out); err == nil {
 			return fmt.Errorf("%s exists; refusing to overwrite a key", *out)
 		}
-		k, _, err := keys.LoadOrCreateNoteKey(*out, *name)
+		skey, vkey, err := witness.GenerateKey(*name, *alg)
 		if err != nil {
 			return err
 		}
-		cv, err := fnote.VKeyToCosignatureV1(k.VKey)
-		if err != nil {
+		if err := keys.WriteFile(*out, []byte(skey+"\n"), 0o600); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "private key: %s (keep it secret)\ncosignature/v1 vkey: %s\n", *out, cv)
+		fmt.Fprintf(stdout, "private key: %s (keep it secret)\n%s: %s\n", *out, vkeyLabel(*alg), vkey)
 		return nil
 	case "add-log":
 		if *config == "" || fs.NArg() < 1 || fs.NArg() > 2 {
@@ -123,7 +141,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("-log-vkey: %w", err)
 		}
-		wv, err := fnote.NewVerifierForCosignatureV1(*witnessVKey)
+		wv, err := policy.NewWitnessVerifier(*witnessVKey)
 		if err != nil {
 			return fmt.Errorf("-witness-vkey: %w", err)
 		}
@@ -187,15 +205,7 @@ func serve(ctx context.Context, keyFile, config, state, addr string, stdout io.W
 	if keyFile == "" {
 		return fmt.Errorf("%w: serve needs -key", errUsage)
 	}
-	k, _, err := keys.LoadOrCreateNoteKey(keyFile, "")
-	if err != nil {
-		return err
-	}
-	skey, err := os.ReadFile(keyFile)
-	if err != nil {
-		return err
-	}
-	signer, err := fnote.NewSignerForCosignatureV1(strings.TrimSpace(string(skey)))
+	k, err := readKey(keyFile)
 	if err != nil {
 		return err
 	}
@@ -203,7 +213,7 @@ func serve(ctx context.Context, keyFile, config, state, addr string, stdout io.W
 	if err != nil {
 		return err
 	}
-	w, err := witness.New(signer, logs, state)
+	w, err := witness.New(k.Signer, logs, state)
 	if err != nil {
 		return err
 	}
@@ -211,8 +221,7 @@ func serve(ctx context.Context, keyFile, config, state, addr string, stdout io.W
 	if err != nil {
 		return err
 	}
-	cv, _ := fnote.VKeyToCosignatureV1(k.VKey)
-	fmt.Fprintf(stdout, "vesperwitness listening on http://%s\ncosignature/v1 vkey: %s\nwitnessing %d logs\n", ln.Addr(), cv, len(logs.Logs()))
+	fmt.Fprintf(stdout, "vesperwitness listening on http://%s\n%s: %s\nwitnessing %d logs\n", ln.Addr(), vkeyLabel(k.Alg), k.VKey, len(logs.Logs()))
 	hs := &http.Server{Handler: w.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, MaxHeaderBytes: 16 << 10}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
@@ -225,4 +234,34 @@ func serve(ctx context.Context, keyFile, config, state, addr string, stdout io.W
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return hs.Shutdown(sctx)
+}
+
+// vkeyLabel names what a printed vkey verifies; scripts find the vkey by
+// it, so it stays "cosignature/v1 vkey" for Ed25519.
+func vkeyLabel(alg string) string {
+	if alg == witness.MLDSA44 {
+		return "ml-dsa-44 vkey"
+	}
+	return "cosignature/v1 vkey"
+}
+
+// readKey reads the witness's private key, refusing a file that others can
+// read, as storage/keys does for every private key.
+func readKey(path string) (*witness.Key, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("witness key: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("private key %s is readable by others (mode %v); run chmod 600 %s", path, fi.Mode().Perm(), path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("witness key: %w", err)
+	}
+	k, err := witness.ParseKey(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("witness key %s: %w", path, err)
+	}
+	return k, nil
 }

@@ -14,12 +14,14 @@
 // checkpoint origin, and a log may have one key of each type (an STI-CT log
 // is listed with its RFC 6962 key, 0x05, and the Ed25519 key it also
 // signs with for C2SP witnesses; a checkpoint signed by either is the
-// log's); witnesses use Ed25519 cosignature/v1 keys (type 0x04,
-// https://c2sp.org/tlog-cosignature); ML-DSA-44 witness keys (0x06) are
-// refused. Beyond the spec, Parse also refuses: a final line without a
+// log's); witnesses use Ed25519 cosignature/v1 keys (type 0x04) or
+// ML-DSA-44 cosignature keys (type 0x06, exactly 1312 key bytes), both of
+// https://c2sp.org/tlog-cosignature, mixed in any group or quorum.
+// Beyond the spec, Parse also refuses: a final line without a
 // newline, thresholds with leading zeroes, vkeys whose key ID is not the
 // lowercase hex of the one computed from the key or whose base64 is not
-// canonical, two log keys of one type for one origin, the same public key used by a
+// canonical, an ML-DSA-44 key name over 255 bytes (the signed message
+// cannot hold it), two log keys of one type for one origin, the same public key used by a
 // log and a witness, and two keys with the same key name and key ID. Comments are whole lines only; a '#'
 // after a field is part of the text. The limits (MaxPolicySize, MaxLines,
 // MaxLogs, MaxWitnesses, MaxGroups) are eight times the spec's
@@ -28,8 +30,10 @@
 // Policy.Verify checks a signed checkpoint (https://c2sp.org/tlog-checkpoint,
 // https://c2sp.org/signed-note): the body strictly (no leading zeroes in
 // the size, a canonical 32-byte base64 hash, non-empty extension lines),
-// the log's signature, every cosignature by a policy witness, and the
-// quorum over the witnesses whose cosignature verified, counting each
+// the log's signature, every cosignature by a policy witness (timestamp
+// at most 2^63-1; an ML-DSA-44 one signs the subtree [0, size), without
+// extension lines, and never verifies for an origin over 255 bytes), and
+// the quorum over the witnesses whose cosignature verified, counting each
 // member of each group once. Each failure wraps its own sentinel error
 // (ErrMalformedCheckpoint, ErrUnknownLog, ErrLogSignature, ErrCosignature,
 // ErrQuorum). Signatures by keys not in the policy are ignored; a
@@ -40,7 +44,10 @@
 // The tests prove it: TestParse quotes the spec's rules in accepted and
 // refused cases, TestParseLimits checks the limits, TestRoundTrip checks
 // String, TestVerify signs checkpoints with keys made in the test
-// (including the spec's X-and-Y example), and FuzzParse and FuzzVerify
-// (seeds in testdata/fuzz) check that no input panics, that accepted
+// (including the spec's X-and-Y example), TestVerifyMLDSA and
+// TestMLDSACosignatureBytes check ML-DSA-44 cosignatures, also against the
+// spec's cosigned_message built by hand and verified with filippo.io/mldsa,
+// TestGoldenMLDSA keeps testdata/mldsa44.* verifying, and FuzzParse and
+// FuzzVerify (seeds in testdata/fuzz) check that no input panics, that accepted
 // policies round-trip and that accepted checkpoints really meet the quorum.
 package policy

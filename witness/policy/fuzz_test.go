@@ -34,6 +34,8 @@ func verifySeeds(t testing.TB) map[string]verifySeed {
 	l1 := k.l1.signer
 	pol := func(s string) []byte { return []byte(k.expand(s)) }
 	twoOfThree := pol("log {L1}\n" + x123 + "group G 2 X1 X2 X3\nquorum G\n")
+	mixed := pol("log {L1}\nwitness X1 {X1}\nwitness M1 {M1}\nwitness X2 {X2}\ngroup G 2 X1 M1 X2\nquorum G\n")
+	m1 := k.m["M1"].signer
 	return map[string]verifySeed{
 		"none":               {pol("log {L1}\nquorum none\n"), sign(t, cp, l1)},
 		"2of3 met":           {twoOfThree, sign(t, cp, l1, k.w["X1"].signer, k.w["X3"].signer)},
@@ -48,6 +50,9 @@ func verifySeeds(t testing.TB) map[string]verifySeed {
 		"malformed size":     {twoOfThree, sign(t, "example.com/log1\n05\n"+hashLine+"\n", l1)},
 		"two logs":           {pol("log {L1}\nlog {L2}\nquorum none\n"), sign(t, body("example.com/log2", 3), k.l2.signer, l1)},
 		"no signature lines": {twoOfThree, []byte(cp + "\n")},
+		"ML-DSA mixed met":   {mixed, sign(t, cp, l1, m1, k.w["X2"].signer)},
+		"ML-DSA mixed unmet": {mixed, sign(t, cp, l1, m1)},
+		"ML-DSA tampered":    {mixed, flipSig(t, sign(t, cp, l1, k.w["X1"].signer, m1), "witness.example/M1")},
 	}
 }
 

@@ -119,6 +119,7 @@ func sign(t testing.TB, text string, signers ...note.Signer) []byte {
 type testKeys struct {
 	l1, l2 logKey
 	w      map[string]witnessKey // X1..X3, Y1..Y3, Z (not in policies)
+	m      map[string]mldsaKey   // M1, M2: ML-DSA-44 witnesses
 	repl   *strings.Replacer
 }
 
@@ -138,6 +139,7 @@ func keys(t testing.TB) *testKeys {
 		l1: newLogKey(t, "example.com/log1"),
 		l2: newLogKey(t, "example.com/log2"),
 		w:  make(map[string]witnessKey),
+		m:  make(map[string]mldsaKey),
 	}
 	for _, n := range []string{"X1", "X2", "X3", "Y1", "Y2", "Y3", "Z"} {
 		k.w[n] = newWitnessKey(t, "witness.example/"+n)
@@ -164,14 +166,27 @@ func keys(t testing.TB) *testKeys {
 			upperID = strings.Replace(v, "+"+id+"+", "+"+strings.ToUpper(id)+"+", 1)
 		}
 	}
+	for _, n := range []string{"M1", "M2"} {
+		k.m[n] = newMLDSAKey(t, "witness.example/"+n)
+	}
+	m1pub := pubOf(t, k.m["M1"].vkey)
+	m1Renamed, _ := makeVKey("witness.example/M1-renamed", algMLDSA44, m1pub)
+	mShort, _ := makeVKey("witness.example/M", algMLDSA44, m1pub[:1311])
+	mLong, _ := makeVKey("witness.example/M", algMLDSA44, append(m1pub, 0))
+	mName255, _ := makeVKey(strings.Repeat("m", 255), algMLDSA44, m1pub)
+	mName256, _ := makeVKey(strings.Repeat("m", 256), algMLDSA44, m1pub)
 	pairs := []string{
 		"{L1}", k.l1.vkey, "{L2}", k.l2.vkey,
 		"{L1renamed}", l1Renamed, "{L1asCosig}", l1AsCosig, "{L1other}", l1Other,
 		"{X1renamed}", x1Renamed, "{X1rotated}", x1Rotated.vkey, "{X1as01}", x1As01,
 		"{MLDSA}", mldsa, "{SHORT}", short, "{BADID}", badID, "{UPPERID}", upperID,
+		"{M1renamed}", m1Renamed, "{MSHORT}", mShort, "{MLONG}", mLong, "{MNAME255}", mName255, "{MNAME256}", mName256,
 	}
 	for n, w := range k.w {
 		pairs = append(pairs, "{"+n+"}", w.vkey)
+	}
+	for n, m := range k.m {
+		pairs = append(pairs, "{"+n+"}", m.vkey)
 	}
 	k.repl = strings.NewReplacer(pairs...)
 	keysCache = k

@@ -75,7 +75,7 @@ type Log struct {
 // groups and the quorum; the cosigner's key name is the one inside VKey.
 type Witness struct {
 	Name     string
-	VKey     string // cosignature/v1 Ed25519 vkey (type 0x04), as written
+	VKey     string // cosignature vkey: Ed25519 (type 0x04) or ML-DSA-44 (0x06), as written
 	URL      string // optional, application specific
 	Verifier note.Verifier
 }
@@ -302,8 +302,8 @@ func (p *Policy) parseWitness(f []string) error {
 	if err != nil {
 		return fmt.Errorf("witness %q vkey: %v", name, err)
 	}
-	if k.typ != algCosignatureV1 {
-		return fmt.Errorf("witness %q vkey has signature type %s; a witness key must be a cosignature/v1 Ed25519 key (0x04)", name, typeName(k.typ))
+	if !witnessKeyType(k.typ) {
+		return fmt.Errorf("witness %q vkey has signature type %s; %s", name, typeName(k.typ), witnessKeyTypes)
 	}
 	v, err := newCosignatureVerifier(f[2])
 	if err != nil {

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
@@ -19,6 +20,15 @@ const (
 	algEd25519       = 0x01 // log keys
 	algCosignatureV1 = 0x04 // witness keys (tlog-cosignature, Ed25519)
 	algRFC6962STH    = 0x05 // static-ct-api log keys (RFC 6962 tree head signatures)
+	algMLDSA44       = 0x06 // witness keys (tlog-cosignature, ML-DSA-44)
+)
+
+// Sizes of tlog-cosignature's ML-DSA-44 type: the public key, and the
+// longest cosigner name and log origin its cosigned_message can hold
+// (opaque <1..2^8-1>).
+const (
+	mldsa44PublicKeySize = 1312
+	maxCosignedString    = 255
 )
 
 // vkey is a decoded verifier key.
@@ -68,6 +78,14 @@ func parseVKey(s string) (vkey, error) {
 	if (k.typ == algEd25519 || k.typ == algCosignatureV1) && len(k.pub) != 32 {
 		return vkey{}, fmt.Errorf("%s key is %d bytes, want 32", typeName(k.typ), len(k.pub))
 	}
+	if k.typ == algMLDSA44 {
+		if len(k.pub) != mldsa44PublicKeySize {
+			return vkey{}, fmt.Errorf("%s key is %d bytes, want %d", typeName(k.typ), len(k.pub), mldsa44PublicKeySize)
+		}
+		if len(name) > maxCosignedString {
+			return vkey{}, fmt.Errorf("%s key name is %d bytes; its signed message holds at most %d", typeName(k.typ), len(name), maxCosignedString)
+		}
+	}
 	return k, nil
 }
 
@@ -87,30 +105,68 @@ func typeName(t byte) string {
 		return "0x04 (Ed25519 cosignature/v1)"
 	case 0x05:
 		return "0x05 (RFC 6962 tree head signature)"
-	case 0x06:
-		return "0x06 (ML-DSA-44 cosignature, not supported)"
+	case algMLDSA44:
+		return "0x06 (ML-DSA-44 cosignature)"
 	}
 	return fmt.Sprintf("0x%02x", t)
 }
 
-// cosignatureVerifier wraps a formats/note cosignature/v1 verifier with the
-// one check it lacks: tlog-cosignature says the timestamp MUST NOT exceed
-// 2^63-1.
-type cosignatureVerifier struct{ note.Verifier }
+// witnessKeyType reports whether t is a witness's key type: an Ed25519
+// cosignature/v1 key or an ML-DSA-44 cosignature key (tlog-cosignature).
+func witnessKeyType(t byte) bool { return t == algCosignatureV1 || t == algMLDSA44 }
+
+const witnessKeyTypes = "a witness key is an Ed25519 cosignature/v1 key (0x04) or an ML-DSA-44 cosignature key (0x06)"
+
+// NewWitnessVerifier returns the cosignature verifier of a witness vkey:
+// an Ed25519 cosignature/v1 key (0x04) or an ML-DSA-44 key (0x06), parsed
+// as strictly as Parse does. It is what Verify uses for policy witnesses,
+// for callers that check one witness's answer on its own.
+func NewWitnessVerifier(s string) (note.Verifier, error) {
+	k, err := parseVKey(s)
+	if err != nil {
+		return nil, err
+	}
+	if !witnessKeyType(k.typ) {
+		return nil, fmt.Errorf("witness vkey %s has signature type %s; %s", s, typeName(k.typ), witnessKeyTypes)
+	}
+	return newCosignatureVerifier(s)
+}
+
+// cosignatureVerifier wraps a formats/note cosignature verifier (Ed25519
+// or ML-DSA-44) with the checks it lacks. tlog-cosignature says the
+// timestamp MUST NOT exceed 2^63-1, for both types. For ML-DSA-44, the
+// signed cosigned_message holds the log origin in at most 255 bytes, and
+// formats/note truncates a longer one's length to 8 bits instead of
+// refusing it: such a cosignature does not verify here.
+type cosignatureVerifier struct {
+	note.Verifier
+	mldsa bool
+}
 
 func (v cosignatureVerifier) Verify(msg, sig []byte) bool {
 	if len(sig) < 8 || sig[0]&0x80 != 0 {
 		return false
 	}
+	if v.mldsa {
+		origin, _, _ := bytes.Cut(msg, []byte("\n"))
+		if len(origin) > maxCosignedString {
+			return false
+		}
+	}
 	return v.Verifier.Verify(msg, sig)
 }
 
+// newCosignatureVerifier returns the verifier of a witness vkey.
 func newCosignatureVerifier(s string) (note.Verifier, error) {
+	k, err := parseVKey(s)
+	if err != nil {
+		return nil, err
+	}
 	v, err := fnote.NewVerifierForCosignatureV1(s)
 	if err != nil {
 		return nil, err
 	}
-	return cosignatureVerifier{v}, nil
+	return cosignatureVerifier{Verifier: v, mldsa: k.typ == algMLDSA44}, nil
 }
 
 // NewLogVerifier returns the checkpoint verifier of a log vkey: an Ed25519
