@@ -169,7 +169,9 @@ func testWitnessedLog(t *testing.T, be *backend, server, cli, wbin string) {
 	d2 := strings.Repeat("B", 42) + "E"
 	start := time.Now()
 	out = run(1, "submit", "-server", srv.url, "-key", "va.jwk", "-digest", d2)
-	if !strings.Contains(out, "503") || !strings.Contains(out, "witnesses") || time.Since(start) > 20*time.Second {
+	// It names the witnesses that did not answer, and why.
+	if !strings.Contains(out, "503") || !strings.Contains(out, "witness w2 ("+urls[1]+") did not answer") ||
+		!strings.Contains(out, "connection refused") || time.Since(start) > 20*time.Second {
 		t.Fatalf("submission without quorum, after %s: %s", time.Since(start), out)
 	}
 	// And says why, in its metrics: failed witness requests.
