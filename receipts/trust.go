@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/go-jose/go-jose/v4"
-
 	"github.com/vesperlog/vesperlog/witness/policy"
 )
 
@@ -19,7 +17,7 @@ const MaxConfigurationSize = 1 << 20
 // vkeys above all), and keeps it; every offline check takes it.
 type Configuration struct {
 	Logs          []LogConfiguration `json:"logs"`
-	ReceiptKeys   jose.JSONWebKeySet `json:"receipt_keys"`
+	ReceiptKeys   KeySet             `json:"receipt_keys"` // with validity windows (keys.go)
 	WitnessPolicy string             `json:"witness_policy"`
 }
 

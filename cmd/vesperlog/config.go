@@ -141,7 +141,7 @@ func (c *config) complete() error {
 		}
 	}
 	def(&c.VettingKey, "keys/vetting-checkpoint.key")
-	def(&c.ReceiptKey, "keys/receipt-es256.jwk")
+	def(&c.ReceiptKey, defaultReceiptKey)
 	def(&c.STICTKey, "keys/stict-p256.jwk")
 	if min := minCheckpointInterval[c.storageName()]; c.CheckpointInterval < min {
 		return fmt.Errorf("-checkpoint-interval %s is below the %s minimum of -storage %s", c.CheckpointInterval, min, c.storageName())
