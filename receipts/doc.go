@@ -16,14 +16,23 @@
 // published at /.well-known/jwks.json and in the transparency
 // configuration (trust.go), which a verifier pins.
 //
-// Verify checks everything that can be checked offline: the JWS, the
-// checkpoint's log signature and witness quorum (C2SP tlog-policy, package
+// Receipt keys rotate. A KeySet (keys.go) keeps every key that ever signed,
+// each with its validity window as the JWK members "nbf" and "exp"
+// (NumericDate seconds, as in OpenID Federation's historical keys); a key
+// with "exp" is retired. Verify accepts a receipt only if its iat lies in
+// its key's window, so a retired key's receipts keep verifying and it can
+// sign no new one. A key without a window (from a history older than
+// windows) verifies a receipt of any iat.
+//
+// Verify checks everything that can be checked offline: the JWS and its
+// key's window, the checkpoint's log signature and witness quorum (C2SP tlog-policy, package
 // witness/policy), and the inclusion of the entry's RFC 6962 leaf hash. The
 // JWS signature alone proves little, since the operator holds both keys;
 // the checkpoint and the cosignatures are what bind the operator to one
 // public history.
 //
-// Golden vectors: testdata/receipt-v1.json (TestGoldenReceipt); the C2SP
+// Golden vectors: testdata/receipt-v1.json (TestGoldenReceipt); a rotated
+// key history, testdata/jwks-windows.json (TestKeySetGolden); the C2SP
 // example proof (TestParseProofSpecExample). FuzzParseProof and FuzzVerify
 // fuzz the parsers. This package imports no server code; TestDependencies
 // proves it.

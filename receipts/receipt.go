@@ -56,13 +56,25 @@ type payload struct {
 
 // Signer signs receipts with one key.
 type Signer struct {
-	key jose.SigningKey
-	kid string
+	key   jose.SigningKey
+	kid   string
+	check func(kid string, iat time.Time) error // nil: none; set once by NewSigner
+}
+
+// SignerOption configures a Signer.
+type SignerOption func(*Signer)
+
+// WithKeyCheck has Sign call check with the signer's kid and the receipt's
+// iat before each signature, and refuse to sign when it fails. A server
+// passes its key history's check, so that it never signs with a key the
+// history has retired. check is called concurrently.
+func WithKeyCheck(check func(kid string, iat time.Time) error) SignerOption {
+	return func(s *Signer) { s.check = check }
 }
 
 // NewSigner returns a Signer for an ES256 (P-256) private key. The kid
 // header is the key's RFC 7638 SHA-256 thumbprint, as in the log's JWKS.
-func NewSigner(key crypto.Signer) (*Signer, error) {
+func NewSigner(key crypto.Signer, opts ...SignerOption) (*Signer, error) {
 	pub, ok := key.Public().(*ecdsa.PublicKey)
 	if !ok || pub.Curve != elliptic.P256() {
 		return nil, fmt.Errorf("receipt key must be ECDSA P-256 (ES256), got %T", key.Public())
@@ -71,7 +83,11 @@ func NewSigner(key crypto.Signer) (*Signer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Signer{key: jose.SigningKey{Algorithm: jose.ES256, Key: key}, kid: kid}, nil
+	s := &Signer{key: jose.SigningKey{Algorithm: jose.ES256, Key: key}, kid: kid}
+	for _, o := range opts {
+		o(s)
+	}
+	return s, nil
 }
 
 // KeyID returns the kid of a receipt key: its RFC 7638 SHA-256 thumbprint, base64url.
@@ -96,6 +112,11 @@ func (s *Signer) PublicJWK() jose.JSONWebKey {
 func (s *Signer) Sign(r *Receipt) (string, error) {
 	if r.Proof == nil || r.Proof.Index != r.Index {
 		return "", fmt.Errorf("%w: the proof is not for index %d", ErrMalformed, r.Index)
+	}
+	if s.check != nil {
+		if err := s.check(s.kid, r.IssuedAt); err != nil {
+			return "", fmt.Errorf("not signing a receipt with key %s: %w", s.kid, err)
+		}
 	}
 	p, err := json.Marshal(payload{
 		IssuedAt:  r.IssuedAt.Unix(),
@@ -122,7 +143,7 @@ func (s *Signer) Sign(r *Receipt) (string, error) {
 // included) and a C2SP tlog-policy naming the logs and their witnesses.
 // A log whose witnesses differ has its own policy in Policies, by origin.
 type Trust struct {
-	Keys     *jose.JSONWebKeySet
+	Keys     *KeySet
 	Policy   *policy.Policy
 	Policies map[string]*policy.Policy
 }
@@ -150,10 +171,12 @@ type Verified struct {
 //
 //  1. the JWS: typ tlog-receipt+jwt, ES256 or EdDSA, signed by a key in
 //     trust.Keys named by kid (ErrMalformed, ErrUnknownKey, ErrSignature);
-//  2. the checkpoint in the tlog-proof: signed by the log named in the
+//  2. the key's validity window: the payload's iat is at or after the key's
+//     nbf, and, for a retired key, at or before its exp (ErrKeyWindow);
+//  3. the checkpoint in the tlog-proof: signed by the log named in the
 //     payload, with cosignatures meeting the quorum of that log's policy,
 //     trust.PolicyFor(origin) (ErrCheckpoint);
-//  3. the inclusion proof of the RFC 6962 leaf hash of the entry at the index,
+//  4. the inclusion proof of the RFC 6962 leaf hash of the entry at the index,
 //     up to the checkpoint's root (ErrInclusion).
 //
 // It does not interpret the entry: decode it with the log's own format (for
@@ -188,15 +211,17 @@ func Verify(receipt string, trust Trust) (*Verified, error) {
 		return nil, fmt.Errorf("%w: kid %s", ErrUnknownKey, hdr.KeyID)
 	}
 	var body []byte
-	for _, k := range keys {
-		if !k.IsPublic() {
+	var key *Key
+	for i := range keys {
+		if !keys[i].IsPublic() {
 			continue
 		}
-		if body, err = jws.Verify(k.Key); err == nil {
+		if body, err = jws.Verify(keys[i].Key); err == nil {
+			key = &keys[i]
 			break
 		}
 	}
-	if body == nil {
+	if key == nil {
 		return nil, fmt.Errorf("%w: kid %s: %v", ErrSignature, hdr.KeyID, err)
 	}
 	v := &Verified{KeyID: hdr.KeyID}
@@ -206,6 +231,11 @@ func Verify(receipt string, trust Trust) (*Verified, error) {
 	if err := strictUnmarshal(body, &p); err != nil {
 		return nil, fmt.Errorf("%w: payload: %v", ErrMalformed, err)
 	}
+	iat := time.Unix(p.IssuedAt, 0)
+	if !key.Covers(iat) {
+		return nil, fmt.Errorf("%w: kid %s, iat %d (%s), window %s", ErrKeyWindow, hdr.KeyID, p.IssuedAt, iat.UTC().Format(time.RFC3339), key.Window())
+	}
+	v.Checks = append(v.Checks, keyWindowCheck(key, p.IssuedAt))
 	if p.Origin == "" {
 		return nil, fmt.Errorf("%w: payload has no origin", ErrMalformed)
 	}
@@ -220,7 +250,7 @@ func Verify(receipt string, trust Trust) (*Verified, error) {
 	if pr.Index != p.Index {
 		return nil, fmt.Errorf("%w: payload index %d, proof index %d", ErrMalformed, p.Index, pr.Index)
 	}
-	v.Receipt = Receipt{Origin: p.Origin, Index: p.Index, Entry: entry, Proof: pr, IssuedAt: time.Unix(p.IssuedAt, 0)}
+	v.Receipt = Receipt{Origin: p.Origin, Index: p.Index, Entry: entry, Proof: pr, IssuedAt: iat}
 
 	pol := trust.PolicyFor(p.Origin)
 	cp, err := pol.Verify(pr.Checkpoint)
@@ -245,6 +275,18 @@ func Verify(receipt string, trust Trust) (*Verified, error) {
 	v.Checks = append(v.Checks, fmt.Sprintf("inclusion: entry %d (leaf hash %s) is in the tree of size %d with root %s",
 		p.Index, base64.StdEncoding.EncodeToString(leafHash), cp.Size, base64.StdEncoding.EncodeToString(cp.Hash[:])))
 	return v, nil
+}
+
+// keyWindowCheck is Verify's line saying which window iat was checked against.
+func keyWindowCheck(k *Key, iat int64) string {
+	at := time.Unix(iat, 0).UTC().Format(time.RFC3339)
+	switch {
+	case k.NotBefore.IsZero() && !k.Retired():
+		return fmt.Sprintf("receipt key window: issued %s; the key has no window (from a history before windows: any iat)", at)
+	case k.Retired():
+		return fmt.Sprintf("receipt key window: issued %s, within the retired key's window %s", at, k.Window())
+	}
+	return fmt.Sprintf("receipt key window: issued %s, within the current key's window %s", at, k.Window())
 }
 
 // Entry returns the entry a receipt is about, without verifying anything:

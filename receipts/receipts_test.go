@@ -95,7 +95,7 @@ func (l *testLog) proof(t testing.TB, i int64, cp []byte) *Proof {
 	return pr
 }
 
-func newSigner(t testing.TB) (*Signer, *jose.JSONWebKeySet) {
+func newSigner(t testing.TB) (*Signer, *KeySet) {
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -104,7 +104,7 @@ func newSigner(t testing.TB) (*Signer, *jose.JSONWebKeySet) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s, &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{s.PublicJWK()}}
+	return s, NewKeySet(s.PublicJWK())
 }
 
 func sign(t testing.TB, s *Signer, r *Receipt) string {
@@ -133,7 +133,7 @@ func TestVerifyRoundTrip(t *testing.T) {
 		if v.Index != uint64(i) || !bytes.Equal(v.Entry, l.entries[i]) || v.Origin != l.origin || v.Checkpoint.Size != 1000 || v.KeyID != s.KeyID() {
 			t.Fatalf("index %d: verified %+v", i, v)
 		}
-		if len(v.Checks) != 4 {
+		if len(v.Checks) != 5 {
 			t.Errorf("checks: %q", v.Checks)
 		}
 	}
@@ -278,13 +278,13 @@ func TestVerifyWitnessQuorum(t *testing.T) {
 }
 
 type golden struct {
-	Receipt string             `json:"receipt"`
-	JWKS    jose.JSONWebKeySet `json:"jwks"`
-	LogVKey string             `json:"log_vkey"`
-	Origin  string             `json:"origin"`
-	Index   uint64             `json:"index"`
-	Entry   string             `json:"entry_b64"`
-	Size    uint64             `json:"tree_size"`
+	Receipt string `json:"receipt"`
+	JWKS    KeySet `json:"jwks"`
+	LogVKey string `json:"log_vkey"`
+	Origin  string `json:"origin"`
+	Index   uint64 `json:"index"`
+	Entry   string `json:"entry_b64"`
+	Size    uint64 `json:"tree_size"`
 }
 
 // TestGoldenReceipt keeps a receipt made by an earlier build verifying

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/go-jose/go-jose/v4"
-
 	"github.com/vesperlog/vesperlog/witness/policy"
 )
 
@@ -21,7 +19,7 @@ const MaxConfigurationSize = 1 << 20
 // and keeps it; every offline check takes it.
 type Configuration struct {
 	Logs          []LogConfiguration `json:"logs"`
-	ReceiptKeys   jose.JSONWebKeySet `json:"receipt_keys"`
+	ReceiptKeys   KeySet             `json:"receipt_keys"` // with validity windows (keys.go)
 	WitnessPolicy string             `json:"witness_policy"`
 }
 

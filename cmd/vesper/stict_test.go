@@ -20,7 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
 	ct "github.com/google/certificate-transparency-go"
 
 	"github.com/vesperlog/vesperlog/log/stict"
@@ -86,7 +85,7 @@ func startSTICT(t *testing.T) *stictLog {
 	}
 	trust, err := json.Marshal(receipts.Configuration{
 		Logs:          []receipts.LogConfiguration{{Name: "stict", Origin: "example.test/stict", VKey: signer.VKey(), URL: srv.URL + "/stict"}},
-		ReceiptKeys:   jose.JSONWebKeySet{Keys: []jose.JSONWebKey{rs.PublicJWK()}},
+		ReceiptKeys:   *receipts.NewKeySet(rs.PublicJWK()),
 		WitnessPolicy: pol.String(),
 	})
 	if err != nil {

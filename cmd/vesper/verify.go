@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
-
 	"github.com/vesperlog/vesperlog/client"
 	"github.com/vesperlog/vesperlog/log/vetting"
 	"github.com/vesperlog/vesperlog/receipts"
@@ -43,7 +41,11 @@ func runTrust(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "log %s\n  vkey %s\n", l.Origin, l.VKey)
 	}
 	for _, k := range c.ReceiptKeys.Keys {
-		fmt.Fprintf(stdout, "receipt key %s\n", k.KeyID)
+		state := "current"
+		if k.Retired() {
+			state = "retired"
+		}
+		fmt.Fprintf(stdout, "receipt key %s %s, window %s\n", k.KeyID, state, k.Window())
 	}
 	fmt.Fprintf(stdout, "pinned in %s: compare the vkeys above with what the operator publishes\n", *out)
 	return nil
@@ -196,9 +198,9 @@ func loadTrust(trustFile, logVKey, jwksFile, policyFile string) (receipts.Trust,
 	if err != nil {
 		return receipts.Trust{}, err
 	}
-	var set jose.JSONWebKeySet
-	if err := json.Unmarshal(jb, &set); err != nil {
+	set, err := receipts.ParseKeySet(jb)
+	if err != nil {
 		return receipts.Trust{}, fmt.Errorf("%s is not a JWKS: %w", jwksFile, err)
 	}
-	return receipts.Trust{Keys: &set, Policy: p}, nil
+	return receipts.Trust{Keys: set, Policy: p}, nil
 }

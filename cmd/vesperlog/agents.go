@@ -15,6 +15,7 @@ import (
 // server's storage flags, so that it acts on the same backend.
 var subcommands = map[string]func(ctx context.Context, args []string, stdout io.Writer) error{
 	"agents":  runAgents,
+	"keys":    runKeys,
 	"migrate": runMigrate,
 }
 

@@ -147,7 +147,7 @@ func (c *config) complete() error {
 		}
 	}
 	def(&c.VettingKey, "keys/vetting-checkpoint.key")
-	def(&c.ReceiptKey, "keys/receipt-es256.jwk")
+	def(&c.ReceiptKey, defaultReceiptKey)
 	def(&c.STICTKey, "keys/stict-p256.jwk")
 	def(&c.STICTNoteKey, "keys/stict-checkpoint.key")
 	if c.STICTWitnessPolicy == "" {

@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"os"
 
-	"github.com/go-jose/go-jose/v4"
 	"github.com/transparency-dev/tessera"
 
 	vlog "github.com/vesperlog/vesperlog/log"
@@ -43,6 +42,10 @@ type app struct {
 	keys     *state.ReceiptKeys
 	agents   *state.Agents
 	stict    *stictLog // nil unless -stict-roots is set
+	// keyLock is a shared lock on the receipt key file, held from newApp
+	// to close, so that vesperlog keys rotate-receipt refuses to replace
+	// the key of a running server.
+	keyLock *os.File
 }
 
 func newApp(ctx context.Context, cfg *config) (_ *app, err error) {
@@ -89,10 +92,15 @@ func newApp(ctx context.Context, cfg *config) (_ *app, err error) {
 	if err := state.Bind(ctx, st, server.Name, state.LogBinding{Origin: ck.Signer.Name(), VKey: ck.VKey}); err != nil {
 		return nil, err
 	}
-	rs, history, err := receiptSigner(ctx, cfg.ReceiptKey, st)
+	rs, history, keyLock, err := receiptSigner(ctx, cfg.ReceiptKey, st)
 	if err != nil {
 		return nil, err
 	}
+	defer func() {
+		if err != nil {
+			keyLock.Close()
+		}
+	}()
 	every := state.ReloadEvery
 	if be.Name() == storage.POSIX {
 		every = 0
@@ -155,28 +163,58 @@ func newApp(ctx context.Context, cfg *config) (_ *app, err error) {
 		keys:     history,
 		agents:   agents,
 		service:  svc,
+		keyLock:  keyLock,
 	}, nil
 }
 
-// receiptSigner loads (or creates) this front end's receipt key and adds
-// it to the backend's receipt key history.
-func receiptSigner(ctx context.Context, path string, st storage.State) (*receipts.Signer, *state.ReceiptKeys, error) {
-	rk, created, err := keys.LoadOrCreateJWK(path, "ES256")
-	if err != nil {
-		return nil, nil, fmt.Errorf("receipt key: %w", err)
-	}
-	if created {
+// receiptSigner loads (or creates) this front end's receipt key, locks
+// its file (shared) for as long as the server runs, and adds the key to the
+// backend's receipt key history. A key the history has retired is
+// refused, and the signer checks the history before each receipt, so that
+// the front end never signs with a retired key.
+func receiptSigner(ctx context.Context, path string, st storage.State) (_ *receipts.Signer, _ *state.ReceiptKeys, lock *os.File, err error) {
+	if _, created, err := keys.LoadOrCreateJWK(path, "ES256"); err != nil {
+		return nil, nil, nil, fmt.Errorf("receipt key: %w", err)
+	} else if created {
 		slog.Info("created receipt key", "file", path)
 	}
-	rs, err := receipts.NewSigner(rk.Key.(crypto.Signer))
-	if err != nil {
-		return nil, nil, fmt.Errorf("receipt key %s: %w", path, err)
+	lock, err = keys.LockFile(path, false)
+	if errors.Is(err, keys.ErrLocked) {
+		return nil, nil, nil, fmt.Errorf("receipt key %s is being rotated (vesperlog keys rotate-receipt holds it); start the server once that is done", path)
 	}
-	history, err := state.OpenReceiptKeys(ctx, st, rs.PublicJWK())
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, fmt.Errorf("receipt key: %w", err)
 	}
-	return rs, history, nil
+	defer func() {
+		if err != nil {
+			lock.Close()
+		}
+	}()
+	// Read again under the lock: this is the key no rotation can replace.
+	rk, err := keys.LoadJWK(path)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("receipt key: %w", err)
+	}
+	priv, ok := rk.Key.(crypto.Signer)
+	if !ok {
+		return nil, nil, nil, fmt.Errorf("receipt key %s cannot sign", path)
+	}
+	pub, err := receipts.NewSigner(priv)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("receipt key %s: %w", path, err)
+	}
+	history, err := state.OpenReceiptKeys(ctx, st, pub.PublicJWK())
+	if errors.Is(err, state.ErrReceiptKeyRetired) {
+		return nil, nil, nil, fmt.Errorf("receipt key %s: %w; give this front end a new key with vesperlog keys rotate-receipt and the same storage flags and -receipt-key (it also finishes a rotation that was interrupted)", path, err)
+	}
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	rs, err := receipts.NewSigner(priv, receipts.WithKeyCheck(history.CheckSigning))
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("receipt key %s: %w", path, err)
+	}
+	return rs, history, lock, nil
 }
 
 // logOrigin is a log's origin: the flag's, else the one bound in the
@@ -322,11 +360,11 @@ func (s *app) verification() vesper.Verification {
 // jwks is the receipt key history: every front end's receipt key, so
 // that a receipt from any of them verifies. If the backend cannot be read,
 // this front end's own key still is.
-func (s *app) jwks() jose.JSONWebKeySet {
+func (s *app) jwks() receipts.KeySet {
 	set, err := s.keys.JWKS(context.Background())
 	if err != nil {
 		slog.Error("serving only this front end's receipt key", "err", err)
-		return jose.JSONWebKeySet{Keys: []jose.JSONWebKey{s.receipts.PublicJWK()}}
+		return *receipts.NewKeySet(s.receipts.PublicJWK())
 	}
 	return set
 }
@@ -407,7 +445,7 @@ func (s *app) close(ctx context.Context) error {
 	if s.stict != nil {
 		err = errors.Join(err, s.stict.log.Close(ctx))
 	}
-	return errors.Join(err, s.backend.Close())
+	return errors.Join(err, s.backend.Close(), s.keyLock.Close())
 }
 
 func logID(s *stict.Signer) []byte {

@@ -11,6 +11,9 @@
 //   - the receipt key history (receipt-keys.json): the public key of
 //     every receipt signer that ever served, never deleted, so that a
 //     receipt from any front end verifies against any front end's JWKS.
+//     Each key carries its validity window (receipts.KeySet: nbf when it
+//     was added, exp once vesperlog keys rotate-receipt retired it); a
+//     front end refuses to start, or sign, with a retired key.
 //
 // Documents are JSON. Writes go through the State's compare-and-swap, so
 // front ends starting together do not lose each other's keys.

@@ -13,6 +13,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/vesperlog/vesperlog/log/vetting"
+	"github.com/vesperlog/vesperlog/receipts"
 	"github.com/vesperlog/vesperlog/storage"
 )
 
@@ -180,32 +181,121 @@ func PutAgents(ctx context.Context, st storage.State, b []byte) (*vetting.Agents
 	return ag, nil
 }
 
-// ReceiptKeys is the shared receipt key history.
+// ErrReceiptKeyRetired is returned for a receipt key the history marks
+// retired: a front end must not start, or sign, with it. Its operator
+// runs vesperlog keys rotate-receipt, which gives the front end a new key.
+var ErrReceiptKeyRetired = errors.New("receipt key is retired in the receipt key history")
+
+// ReceiptKeys is the shared receipt key history: a receipts.KeySet in
+// which every receipt key that ever served keeps its validity window, nbf
+// from when it was added and exp from when it was retired.
 type ReceiptKeys struct {
 	doc doc
 
-	mu  sync.Mutex          // guards set
-	set *jose.JSONWebKeySet // parsed from the doc's bytes when they change
+	mu  sync.Mutex       // guards set
+	set *receipts.KeySet // parsed from the doc's bytes when they change
 }
 
 // OpenReceiptKeys adds pub (a receipt signer's public key) to the history
-// in st if it is not there, and returns the history.
+// in st, valid from now on, if it is not there, and returns the history.
+// A key the history marks retired is refused with ErrReceiptKeyRetired;
+// a key already there keeps its window (none, for one added before
+// windows were kept).
 func OpenReceiptKeys(ctx context.Context, st storage.State, pub jose.JSONWebKey) (*ReceiptKeys, error) {
+	now := time.Now()
+	_, err := swapReceiptKeys(ctx, st, func(set *receipts.KeySet) (bool, error) {
+		if have := set.Key(pub.KeyID); len(have) > 0 {
+			for _, k := range have {
+				if k.Retired() {
+					return false, fmt.Errorf("%w: %s, retired %s", ErrReceiptKeyRetired, pub.KeyID, k.Expires.UTC().Format(time.RFC3339))
+				}
+			}
+			return false, nil
+		}
+		set.Keys = append(set.Keys, receipts.Key{JSONWebKey: pub, NotBefore: now})
+		slog.Info("receipt key added to the history", "kid", pub.KeyID, "nbf", now.Unix())
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	r := &ReceiptKeys{doc: doc{st: st, name: ReceiptKeysName, every: ReloadEvery}}
+	// Read once, so that CheckSigning has a copy if the backend fails later.
+	if _, err := r.JWKS(ctx); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// RotateReceiptKey records in the history in st that old was retired at
+// at and that next signs from at on, in one compare-and-swap: old gets
+// exp = at unless it is already retired (a rotation resumed after a
+// crash), and next is added with nbf = at unless it is already there. An
+// old key missing from the history is added, retired, so that no key that
+// may have signed is ever missing. A next key the history already retired
+// is refused with ErrReceiptKeyRetired. It returns the history as stored.
+func RotateReceiptKey(ctx context.Context, st storage.State, old, next jose.JSONWebKey, at time.Time) (*receipts.KeySet, error) {
+	at = time.Unix(at.Unix(), 0) // NumericDate: whole seconds
+	return swapReceiptKeys(ctx, st, func(set *receipts.KeySet) (bool, error) {
+		changed := false
+		for _, k := range set.Key(next.KeyID) {
+			if k.Retired() {
+				return false, fmt.Errorf("%w: the new key %s, retired %s", ErrReceiptKeyRetired, next.KeyID, k.Expires.UTC().Format(time.RFC3339))
+			}
+		}
+		found := false
+		for i := range set.Keys {
+			k := &set.Keys[i]
+			if k.KeyID != old.KeyID {
+				continue
+			}
+			found = true
+			if !k.Retired() {
+				exp := at
+				if exp.Before(k.NotBefore) {
+					// A clock set back since the key was added: a window
+					// still ends no earlier than it starts.
+					exp = k.NotBefore
+				}
+				k.Expires = exp
+				changed = true
+			}
+		}
+		if !found {
+			set.Keys = append(set.Keys, receipts.Key{JSONWebKey: old, Expires: at})
+			changed = true
+		}
+		if len(set.Key(next.KeyID)) == 0 {
+			set.Keys = append(set.Keys, receipts.Key{JSONWebKey: next, NotBefore: at})
+			changed = true
+		}
+		return changed, nil
+	})
+}
+
+// swapReceiptKeys applies change to the history in st (empty if there is
+// none) and stores the result with a compare-and-swap, trying again when
+// another writer won. change reports whether it changed anything; nothing
+// is written if not. It returns the history as stored.
+func swapReceiptKeys(ctx context.Context, st storage.State, change func(*receipts.KeySet) (bool, error)) (*receipts.KeySet, error) {
 	for range swapTries {
 		old, err := st.Get(ctx, ReceiptKeysName)
 		if err != nil && !errors.Is(err, storage.ErrNotExist) {
 			return nil, fmt.Errorf("receipt key history: %w", err)
 		}
-		var set jose.JSONWebKeySet
+		set := &receipts.KeySet{}
 		if old != nil {
-			if err := json.Unmarshal(old, &set); err != nil {
+			if set, err = receipts.ParseKeySet(old); err != nil {
 				return nil, fmt.Errorf("receipt key history %s: %w", ReceiptKeysName, err)
 			}
 		}
-		if len(set.Key(pub.KeyID)) > 0 {
-			return &ReceiptKeys{doc: doc{st: st, name: ReceiptKeysName, every: ReloadEvery}}, nil
+		changed, err := change(set)
+		if err != nil {
+			return nil, err
 		}
-		set.Keys = append(set.Keys, pub)
+		if !changed {
+			return set, nil
+		}
 		b, err := json.MarshalIndent(set, "", "  ")
 		if err != nil {
 			return nil, err
@@ -215,28 +305,55 @@ func OpenReceiptKeys(ctx context.Context, st storage.State, pub jose.JSONWebKey)
 			return nil, fmt.Errorf("receipt key history: %w", err)
 		}
 		if ok {
-			slog.Info("receipt key added to the history", "kid", pub.KeyID)
-			return &ReceiptKeys{doc: doc{st: st, name: ReceiptKeysName, every: ReloadEvery}}, nil
+			return set, nil
 		}
 	}
 	return nil, errors.New("receipt key history: too many concurrent writers")
 }
 
-// JWKS returns every receipt key in the history, as published at
-// /.well-known/jwks.json.
-func (r *ReceiptKeys) JWKS(ctx context.Context) (jose.JSONWebKeySet, error) {
+// JWKS returns every receipt key in the history with its window, as
+// published at /.well-known/jwks.json.
+func (r *ReceiptKeys) JWKS(ctx context.Context) (receipts.KeySet, error) {
 	b, changed, err := r.doc.get(ctx)
 	if err != nil {
-		return jose.JSONWebKeySet{}, fmt.Errorf("receipt key history: %w", err)
+		return receipts.KeySet{}, fmt.Errorf("receipt key history: %w", err)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if changed || r.set == nil {
-		var set jose.JSONWebKeySet
-		if err := json.Unmarshal(b, &set); err != nil {
-			return jose.JSONWebKeySet{}, fmt.Errorf("receipt key history %s: %w", ReceiptKeysName, err)
+		set, err := receipts.ParseKeySet(b)
+		if err != nil {
+			return receipts.KeySet{}, fmt.Errorf("receipt key history %s: %w", ReceiptKeysName, err)
 		}
-		r.set = &set
+		r.set = set
 	}
 	return *r.set, nil
+}
+
+// CheckSigning returns an error wrapping ErrReceiptKeyRetired if the
+// history says the key kid may not sign a receipt issued at iat (it was
+// retired, or iat is before its nbf), and nil otherwise. It is the check
+// a server's receipts.Signer makes before each signature
+// (receipts.WithKeyCheck). The history is read again at most every
+// ReloadEvery; if it cannot be read, the last copy read decides.
+func (r *ReceiptKeys) CheckSigning(kid string, iat time.Time) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	set, err := r.JWKS(ctx)
+	if err != nil {
+		r.mu.Lock()
+		last := r.set
+		r.mu.Unlock()
+		if last == nil {
+			slog.Error("receipt key history unreadable; signing with the key checked at start", "kid", kid, "err", err)
+			return nil
+		}
+		set = *last
+	}
+	for _, k := range set.Key(kid) {
+		if !k.Covers(iat) {
+			return fmt.Errorf("%w: key %s may not sign at %s, its window is %s", ErrReceiptKeyRetired, kid, iat.UTC().Format(time.RFC3339), k.Window())
+		}
+	}
+	return nil
 }

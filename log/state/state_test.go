@@ -1,21 +1,26 @@
 package state
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/vesperlog/vesperlog/log/vetting"
+	"github.com/vesperlog/vesperlog/receipts"
 	"github.com/vesperlog/vesperlog/storage"
 	"github.com/vesperlog/vesperlog/storage/storagetest"
 )
@@ -195,5 +200,234 @@ func TestReceiptKeys(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// receiptKey returns a fresh receipt public key as a front end publishes it.
+func receiptKey(t *testing.T) jose.JSONWebKey {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwk := jose.JSONWebKey{Key: k.Public(), Algorithm: "ES256", Use: "sig"}
+	tp, _ := jwk.Thumbprint(crypto.SHA256)
+	jwk.KeyID = base64.RawURLEncoding.EncodeToString(tp)
+	return jwk
+}
+
+// history reads the receipt key history as stored, bypassing any copy.
+func history(t *testing.T, st storage.State) ([]byte, *receipts.KeySet) {
+	t.Helper()
+	b, err := st.Get(context.Background(), ReceiptKeysName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := receipts.ParseKeySet(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, set
+}
+
+// window returns the one window of kid in set as Unix seconds (0: none).
+func window(t *testing.T, set *receipts.KeySet, kid string) (nbf, exp int64) {
+	t.Helper()
+	ks := set.Key(kid)
+	if len(ks) != 1 {
+		t.Fatalf("key %s is in the history %d times", kid, len(ks))
+	}
+	if !ks[0].NotBefore.IsZero() {
+		nbf = ks[0].NotBefore.Unix()
+	}
+	if !ks[0].Expires.IsZero() {
+		exp = ks[0].Expires.Unix()
+	}
+	return nbf, exp
+}
+
+// TestReceiptKeyRotation walks a history through its life: a key added
+// with nbf, rotated (old retired with exp, new added with nbf, both at the
+// rotation's time), the same rotation run again (as after a crash) changing
+// nothing, a retired key refused at start and as a new key, and a second
+// rotation leaving the first window alone.
+func TestReceiptKeyRotation(t *testing.T) {
+	ctx := context.Background()
+	for name, open := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			st := open(t).State()
+			a, b, c := receiptKey(t), receiptKey(t), receiptKey(t)
+			before := time.Now().Unix()
+			ra, err := OpenReceiptKeys(ctx, st, a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, set := history(t, st)
+			if nbf, exp := window(t, set, a.KeyID); nbf < before || nbf > time.Now().Unix() || exp != 0 {
+				t.Fatalf("new key's window [%d, %d], want nbf about %d and no exp", nbf, exp, before)
+			}
+			// The server's signer check passes while a is current.
+			ra.doc.every = 0
+			if err := ra.CheckSigning(a.KeyID, time.Now()); err != nil {
+				t.Fatalf("current key: %v", err)
+			}
+
+			t1 := time.Unix(time.Now().Unix()+10, 0)
+			if _, err := RotateReceiptKey(ctx, st, a, b, t1); err != nil {
+				t.Fatal(err)
+			}
+			raw1, set := history(t, st)
+			if nbf, exp := window(t, set, a.KeyID); nbf == 0 || exp != t1.Unix() {
+				t.Fatalf("old key's window [%d, %d], want exp %d", nbf, exp, t1.Unix())
+			}
+			if nbf, exp := window(t, set, b.KeyID); nbf != t1.Unix() || exp != 0 {
+				t.Fatalf("new key's window [%d, %d], want nbf %d", nbf, exp, t1.Unix())
+			}
+			// A front end still holding a is stopped from signing with it.
+			if err := ra.CheckSigning(a.KeyID, t1.Add(time.Second)); !errors.Is(err, ErrReceiptKeyRetired) {
+				t.Fatalf("retired key signing after its exp: %v", err)
+			}
+
+			// Resumed after a crash: the same rotation changes nothing.
+			if _, err := RotateReceiptKey(ctx, st, a, b, t1.Add(time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+			if raw, _ := history(t, st); !bytes.Equal(raw, raw1) {
+				t.Fatalf("a rotation run again changed the history:\n%s\nthen\n%s", raw1, raw)
+			}
+			// a may not serve again; b starts without changing anything.
+			if _, err := OpenReceiptKeys(ctx, st, a); !errors.Is(err, ErrReceiptKeyRetired) || !strings.Contains(err.Error(), a.KeyID) {
+				t.Fatalf("starting with the retired key: %v", err)
+			}
+			if _, err := OpenReceiptKeys(ctx, st, b); err != nil {
+				t.Fatal(err)
+			}
+			if raw, _ := history(t, st); !bytes.Equal(raw, raw1) {
+				t.Fatal("starting with the new key changed the history")
+			}
+			// A retired key is refused as a rotation's new key.
+			if _, err := RotateReceiptKey(ctx, st, b, a, t1.Add(time.Hour)); !errors.Is(err, ErrReceiptKeyRetired) {
+				t.Fatalf("rotating to a retired key: %v", err)
+			}
+			if raw, _ := history(t, st); !bytes.Equal(raw, raw1) {
+				t.Fatal("a refused rotation changed the history")
+			}
+
+			t2 := t1.Add(48 * time.Hour)
+			if _, err := RotateReceiptKey(ctx, st, b, c, t2); err != nil {
+				t.Fatal(err)
+			}
+			_, set = history(t, st)
+			if len(set.Keys) != 3 {
+				t.Fatalf("history has %d keys, want 3 (none is ever deleted)", len(set.Keys))
+			}
+			if _, exp := window(t, set, a.KeyID); exp != t1.Unix() {
+				t.Fatalf("first key's exp moved to %d", exp)
+			}
+			if nbf, exp := window(t, set, b.KeyID); nbf != t1.Unix() || exp != t2.Unix() {
+				t.Fatalf("second key's window [%d, %d], want [%d, %d]", nbf, exp, t1.Unix(), t2.Unix())
+			}
+			if nbf, exp := window(t, set, c.KeyID); nbf != t2.Unix() || exp != 0 {
+				t.Fatalf("third key's window [%d, %d]", nbf, exp)
+			}
+		})
+	}
+}
+
+// TestReceiptKeyRotationConcurrent: front ends rotating their own keys at
+// once, while others start, all land in the history (compare-and-swap).
+func TestReceiptKeyRotationConcurrent(t *testing.T) {
+	ctx := context.Background()
+	for name, open := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			st := open(t).State()
+			const n = 4
+			var olds, nexts, starters []jose.JSONWebKey
+			for range n {
+				k := receiptKey(t)
+				if _, err := OpenReceiptKeys(ctx, st, k); err != nil {
+					t.Fatal(err)
+				}
+				olds, nexts, starters = append(olds, k), append(nexts, receiptKey(t)), append(starters, receiptKey(t))
+			}
+			at := time.Now()
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Add(2)
+				go func() {
+					defer wg.Done()
+					if _, err := RotateReceiptKey(ctx, st, olds[i], nexts[i], at); err != nil {
+						t.Error(err)
+					}
+				}()
+				go func() {
+					defer wg.Done()
+					if _, err := OpenReceiptKeys(ctx, st, starters[i]); err != nil {
+						t.Error(err)
+					}
+				}()
+			}
+			wg.Wait()
+			_, set := history(t, st)
+			if len(set.Keys) != 3*n {
+				t.Fatalf("history has %d keys, want %d", len(set.Keys), 3*n)
+			}
+			for i := range n {
+				if _, exp := window(t, set, olds[i].KeyID); exp != at.Unix() {
+					t.Errorf("old key %d not retired at %d: exp %d", i, at.Unix(), exp)
+				}
+				if nbf, exp := window(t, set, nexts[i].KeyID); nbf != at.Unix() || exp != 0 {
+					t.Errorf("new key %d: [%d, %d]", i, nbf, exp)
+				}
+				if _, exp := window(t, set, starters[i].KeyID); exp != 0 {
+					t.Errorf("starting key %d retired", i)
+				}
+			}
+		})
+	}
+}
+
+// TestReceiptKeysLegacyHistory: a history written before windows (a plain
+// JWKS) keeps its keys valid for any iat: starting with one of them does
+// not rewrite it, and rotating one gives it an exp and no nbf.
+func TestReceiptKeysLegacyHistory(t *testing.T) {
+	ctx := context.Background()
+	b, err := storage.Open(ctx, storage.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	st := b.State()
+	old, next := receiptKey(t), receiptKey(t)
+	legacy, _ := json.MarshalIndent(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{old}}, "", "  ")
+	if err := st.Put(ctx, ReceiptKeysName, append(legacy, '\n')); err != nil {
+		t.Fatal(err)
+	}
+	r, err := OpenReceiptKeys(ctx, st, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raw, _ := history(t, st); !bytes.Equal(raw, append(legacy, '\n')) {
+		t.Fatalf("starting with a legacy key rewrote the history:\n%s", raw)
+	}
+	if err := r.CheckSigning(old.KeyID, time.Unix(0, 0)); err != nil {
+		t.Fatalf("a legacy key may sign at any iat: %v", err)
+	}
+	at := time.Now()
+	if _, err := RotateReceiptKey(ctx, st, old, next, at); err != nil {
+		t.Fatal(err)
+	}
+	_, set := history(t, st)
+	if nbf, exp := window(t, set, old.KeyID); nbf != 0 || exp != at.Unix() {
+		t.Fatalf("rotated legacy key's window [%d, %d], want [none, %d]", nbf, exp, at.Unix())
+	}
+	// An old key the history never had is kept, retired.
+	stray, newer := receiptKey(t), receiptKey(t)
+	if _, err := RotateReceiptKey(ctx, st, stray, newer, at.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	_, set = history(t, st)
+	if nbf, exp := window(t, set, stray.KeyID); nbf != 0 || exp != at.Add(time.Hour).Unix() {
+		t.Fatalf("stray old key's window [%d, %d]", nbf, exp)
 	}
 }

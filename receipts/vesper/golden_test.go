@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
-
 	"github.com/vesperlog/vesperlog/log/vetting"
 	"github.com/vesperlog/vesperlog/receipts"
 	"github.com/vesperlog/vesperlog/witness/policy"
@@ -19,15 +17,15 @@ import (
 // earlier build from the draft's example claim set, with everything a
 // verifier needs to check it at a fixed time.
 type goldenToken struct {
-	Note          string             `json:"note"`
-	Token         string             `json:"token"`
-	Presentation  string             `json:"presentation"`
-	Disclosed     []string           `json:"presentation_discloses"`
-	Now           int64              `json:"now"`
-	Agents        json.RawMessage    `json:"agents"`
-	ReceiptKeys   jose.JSONWebKeySet `json:"receipt_keys"`
-	WitnessPolicy string             `json:"witness_policy"`
-	Claims        map[string]any     `json:"claims"`
+	Note          string          `json:"note"`
+	Token         string          `json:"token"`
+	Presentation  string          `json:"presentation"`
+	Disclosed     []string        `json:"presentation_discloses"`
+	Now           int64           `json:"now"`
+	Agents        json.RawMessage `json:"agents"`
+	ReceiptKeys   receipts.KeySet `json:"receipt_keys"`
+	WitnessPolicy string          `json:"witness_policy"`
+	Claims        map[string]any  `json:"claims"`
 }
 
 func TestGoldenToken(t *testing.T) {

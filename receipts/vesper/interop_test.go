@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/vesperlog/vesperlog/receipts"
 )
 
 // interopDir holds the npm packages jose and @sd-jwt/core (.ci/run
@@ -94,9 +96,26 @@ func TestInteropOurTokensVerifyElsewhere(t *testing.T) {
 	if c := res["claims"].(map[string]any); c["contact_given_name"] != "John" || c["contact_email"] != nil {
 		t.Fatalf("@sd-jwt/core sees %v", c)
 	}
-	// The receipt inside, with jose.
+	// The receipt inside, with jose, against a JWKS as a log publishes it
+	// after rotations: a retired key and the current one, with their
+	// validity windows as nbf and exp members.
 	receipt := w.logged(t, agent.Key.(crypto.Signer), [32]byte{5}, "Business_42")
-	res = node(t, true, "verify-jws", "--jwks", writeJSON(t, dir, "jwks.json", w.trust.Keys), "--jws", writeText(t, dir, "receipt", receipt), "--typ", "tlog-receipt+jwt")
+	retired, err := receipts.NewSigner(newKey(t).Key.(crypto.Signer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotated := &receipts.KeySet{Keys: []receipts.Key{
+		{JSONWebKey: retired.PublicJWK(), NotBefore: now.AddDate(-1, 0, 0), Expires: now.Add(-time.Hour)},
+		{JSONWebKey: w.trust.Keys.Keys[0].JSONWebKey, NotBefore: now.Add(-time.Hour)},
+	}}
+	jwksFile := writeJSON(t, dir, "jwks.json", rotated)
+	if b, _ := os.ReadFile(jwksFile); strings.Count(string(b), `"nbf":`) != 2 || strings.Count(string(b), `"exp":`) != 1 {
+		t.Fatalf("the JWKS lacks its windows: %s", b)
+	}
+	if _, err := receipts.Verify(receipt, receipts.Trust{Keys: rotated, Policy: w.trust.Policy}); err != nil {
+		t.Fatalf("receipts.Verify under the rotated JWKS: %v", err)
+	}
+	res = node(t, true, "verify-jws", "--jwks", jwksFile, "--jws", writeText(t, dir, "receipt", receipt), "--typ", "tlog-receipt+jwt")
 	if p := res["payload"].(map[string]any); p["origin"] != w.origin {
 		t.Fatalf("jose sees %v", p)
 	}
@@ -104,7 +123,7 @@ func TestInteropOurTokensVerifyElsewhere(t *testing.T) {
 	// What we refuse, they refuse too.
 	node(t, false, "verify-sdjwt", "--issuer-jwk", issuerJWK, "--token", writeText(t, dir, "extra", tok+disclosure(t, "salt", "x", 1)+"~"), "--typ", Type)
 	node(t, false, "verify-sdjwt", "--issuer-jwk", issuerJWK, "--token", writeText(t, dir, "pres2", pres), "--typ", Type, "--aud", "https://verifier.example", "--nonce", "n-43")
-	node(t, false, "verify-jws", "--jwks", writeJSON(t, dir, "jwks.json", w.trust.Keys), "--jws", writeText(t, dir, "bad", strings.Replace(receipt, ".", ".A", 1)), "--typ", "tlog-receipt+jwt")
+	node(t, false, "verify-jws", "--jwks", jwksFile, "--jws", writeText(t, dir, "bad", strings.Replace(receipt, ".", ".A", 1)), "--typ", "tlog-receipt+jwt")
 }
 
 // TestInteropTheirTokensVerifyHere: a vesper token issued by @sd-jwt/core,

@@ -56,7 +56,7 @@ func newWorld(t testing.TB, agentPriv crypto.Signer) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.trust = receipts.Trust{Keys: &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{w.signer.PublicJWK()}}, Policy: p}
+	w.trust = receipts.Trust{Keys: receipts.NewKeySet(w.signer.PublicJWK()), Policy: p}
 	return w
 }
 

@@ -229,3 +229,48 @@ func LockDir(dir string, perm os.FileMode) (*os.File, error) {
 	}
 	return f, nil
 }
+
+// ErrLocked is returned by LockFile when another process holds a
+// conflicting lock.
+var ErrLocked = errors.New("locked by another process")
+
+// LockFile locks the existing file at path until the returned file is
+// closed: shared (a server holds its receipt key so) or exclusive
+// (vesperlog keys rotate-receipt, while it replaces the key), so that a key
+// is never replaced under a process using it. It does not wait: a
+// conflicting lock fails at once with ErrLocked.
+//
+// The lock is on the file itself, not on a lock file beside it, so that a
+// key mounted read-only can be locked. Replacing the file (WriteFile
+// renames) makes a new one; LockFile checks after locking that path still
+// names the file it locked, and tries again if not.
+func LockFile(path string, exclusive bool) (*os.File, error) {
+	how := syscall.LOCK_SH
+	if exclusive {
+		how = syscall.LOCK_EX
+	}
+	for range 10 {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("locking %s: %w", path, err)
+		}
+		if err := syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB); err != nil {
+			f.Close()
+			if errors.Is(err, syscall.EWOULDBLOCK) {
+				return nil, fmt.Errorf("%s is %w", path, ErrLocked)
+			}
+			return nil, fmt.Errorf("locking %s: %w", path, err)
+		}
+		locked, err1 := f.Stat()
+		named, err2 := os.Stat(path)
+		if err := errors.Join(err1, err2); err != nil && !errors.Is(err2, fs.ErrNotExist) {
+			f.Close()
+			return nil, fmt.Errorf("locking %s: %w", path, err)
+		}
+		if err2 == nil && os.SameFile(locked, named) {
+			return f, nil
+		}
+		f.Close() // replaced between open and lock: lock the new file
+	}
+	return nil, fmt.Errorf("locking %s: it keeps being replaced", path)
+}

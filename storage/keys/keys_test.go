@@ -3,6 +3,7 @@ package keys
 import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"errors"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -120,4 +121,54 @@ func TestLockDir(t *testing.T) {
 		t.Fatalf("lock after release: %v", err)
 	}
 	l2.Close()
+}
+
+// TestLockFile: servers share a key file's lock; rotation's exclusive lock
+// excludes them and they it; a replaced file is a new file to lock.
+func TestLockFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "receipt.jwk")
+	k, err := NewJWK("ES256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteJWK(p, k); err != nil {
+		t.Fatal(err)
+	}
+	s1, err := LockFile(p, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := LockFile(p, false)
+	if err != nil {
+		t.Fatalf("second shared lock: %v", err)
+	}
+	if _, err := LockFile(p, true); !errors.Is(err, ErrLocked) {
+		t.Fatalf("exclusive lock beside shared ones: %v", err)
+	}
+	s1.Close()
+	if _, err := LockFile(p, true); !errors.Is(err, ErrLocked) {
+		t.Fatalf("exclusive lock beside one shared lock: %v", err)
+	}
+	s2.Close()
+	x, err := LockFile(p, true)
+	if err != nil {
+		t.Fatalf("exclusive lock once the shared ones are gone: %v", err)
+	}
+	if _, err := LockFile(p, false); !errors.Is(err, ErrLocked) {
+		t.Fatalf("shared lock beside an exclusive one: %v", err)
+	}
+	// The holder of the exclusive lock replaces the file: the new file is
+	// not locked, the old one (now nameless) still is.
+	if err := WriteJWK(p, k); err != nil {
+		t.Fatal(err)
+	}
+	s3, err := LockFile(p, false)
+	if err != nil {
+		t.Fatalf("shared lock of the replaced file: %v", err)
+	}
+	s3.Close()
+	x.Close()
+	if _, err := LockFile(filepath.Join(t.TempDir(), "missing"), false); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("locking a missing file: %v", err)
+	}
 }

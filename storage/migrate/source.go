@@ -5,7 +5,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -14,12 +13,12 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/go-jose/go-jose/v4"
 	fmtlog "github.com/transparency-dev/formats/log"
 
 	"github.com/vesperlog/vesperlog/log/state"
 	"github.com/vesperlog/vesperlog/log/stict"
 	"github.com/vesperlog/vesperlog/log/vetting"
+	"github.com/vesperlog/vesperlog/receipts"
 	"github.com/vesperlog/vesperlog/storage"
 	"github.com/vesperlog/vesperlog/storage/keys"
 	"github.com/vesperlog/vesperlog/witness/policy"
@@ -33,8 +32,8 @@ type source struct {
 	issuers []string // file names under stict/issuer/, each checked
 	agents  []byte   // agents.json, or nil
 	nAgents int
-	rkeys   []byte // receipt-keys.json, or nil
-	rkeySet jose.JSONWebKeySet
+	rkeys   []byte          // receipt-keys.json, or nil
+	rkeySet receipts.KeySet // with the keys' validity windows
 }
 
 // sourceLog is one log of the source.
@@ -264,9 +263,11 @@ func (s *source) readState(ctx context.Context) error {
 	case err != nil:
 		return fmt.Errorf("source: %w", err)
 	default:
-		if err := json.Unmarshal(b, &s.rkeySet); err != nil {
+		set, err := receipts.ParseKeySet(b)
+		if err != nil {
 			return fmt.Errorf("source %s: %w", state.ReceiptKeysName, err)
 		}
+		s.rkeySet = *set
 		for _, k := range s.rkeySet.Keys {
 			if k.KeyID == "" || !k.IsPublic() || !k.Valid() {
 				return fmt.Errorf("source %s: a key is not a public key with a kid", state.ReceiptKeysName)

@@ -7,12 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
-	"github.com/go-jose/go-jose/v4"
 	fmtlog "github.com/transparency-dev/formats/log"
 
 	"github.com/vesperlog/vesperlog/log/state"
 	"github.com/vesperlog/vesperlog/log/vetting"
+	"github.com/vesperlog/vesperlog/receipts"
 	"github.com/vesperlog/vesperlog/storage"
 	"github.com/vesperlog/vesperlog/witness/policy"
 )
@@ -160,7 +161,10 @@ func (t *target) copyAgents(ctx context.Context, src *source) error {
 
 // receiptKeys returns the target's receipt key history (nil if it has
 // none) and the history with the source's keys added, refusing a key ID
-// that names two keys.
+// that names two keys. A key in both gets the earlier start of its two
+// windows (none if either has none, so that every receipt either history
+// accepted still verifies) and the earlier exp of the two, so that a key
+// retired in either history stays retired.
 func (t *target) receiptKeys(ctx context.Context, src *source) (old, merged []byte, err error) {
 	old, err = t.be.State().Get(ctx, state.ReceiptKeysName)
 	switch {
@@ -169,25 +173,36 @@ func (t *target) receiptKeys(ctx context.Context, src *source) (old, merged []by
 	case err != nil:
 		return nil, nil, fmt.Errorf("target: %w", err)
 	}
-	var set jose.JSONWebKeySet
-	if err := json.Unmarshal(old, &set); err != nil {
+	set, err := receipts.ParseKeySet(old)
+	if err != nil {
 		return nil, nil, fmt.Errorf("the target's %s: %w", state.ReceiptKeysName, err)
 	}
-	added := 0
+	changed := 0
 	for _, k := range src.rkeySet.Keys {
-		have := set.Key(k.KeyID)
-		if len(have) == 0 {
+		i := slices.IndexFunc(set.Keys, func(h receipts.Key) bool { return h.KeyID == k.KeyID })
+		if i < 0 {
 			set.Keys = append(set.Keys, k)
-			added++
+			changed++
 			continue
 		}
-		a, err1 := have[0].Thumbprint(crypto.SHA256)
+		have := &set.Keys[i]
+		a, err1 := have.Thumbprint(crypto.SHA256)
 		b, err2 := k.Thumbprint(crypto.SHA256)
 		if err := errors.Join(err1, err2); err != nil || !bytes.Equal(a, b) {
 			return nil, nil, fmt.Errorf("the target's %s has another key with kid %q", state.ReceiptKeysName, k.KeyID)
 		}
+		if !have.NotBefore.IsZero() && (k.NotBefore.IsZero() || k.NotBefore.Before(have.NotBefore)) {
+			have.NotBefore = k.NotBefore
+			changed++
+		}
+		if !k.Expires.IsZero() && (have.Expires.IsZero() || k.Expires.Before(have.Expires)) {
+			have.Expires = k.Expires
+			changed++
+		}
+		// Each window was whole (ParseKeySet), so the earlier start is
+		// never after the earlier end.
 	}
-	if added == 0 {
+	if changed == 0 {
 		return old, old, nil
 	}
 	merged, err = json.MarshalIndent(set, "", "  ")
@@ -221,8 +236,8 @@ func (t *target) mergeReceiptKeys(ctx context.Context, src *source) (int, error)
 				continue
 			}
 		}
-		var set jose.JSONWebKeySet
-		if err := json.Unmarshal(merged, &set); err != nil {
+		set, err := receipts.ParseKeySet(merged)
+		if err != nil {
 			return 0, err
 		}
 		return len(set.Keys), nil

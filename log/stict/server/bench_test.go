@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
 	ct "github.com/google/certificate-transparency-go"
 	"github.com/transparency-dev/tessera"
 	"github.com/transparency-dev/tessera/ctonly"
@@ -249,5 +248,5 @@ func newAWSHarness(b *testing.B) *harness {
 		b.Fatal(err)
 	}
 	return &harness{t: b, url: srv.URL + "/stict", signer: signer, pki: pki,
-		trust: receipts.Trust{Keys: &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{rs.PublicJWK()}}, Policy: pol}}
+		trust: receipts.Trust{Keys: receipts.NewKeySet(rs.PublicJWK()), Policy: pol}}
 }

@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-jose/go-jose/v4"
 	ct "github.com/google/certificate-transparency-go"
 	"github.com/google/certificate-transparency-go/ctutil"
 	cttls "github.com/google/certificate-transparency-go/tls"
@@ -86,7 +85,7 @@ func newHarness(t testing.TB) *harness {
 		t.Fatal(err)
 	}
 	return &harness{t: t, url: srv.URL + "/stict", dir: dir, signer: signer, pki: pki,
-		trust: receipts.Trust{Keys: &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{rs.PublicJWK()}}, Policy: pol}}
+		trust: receipts.Trust{Keys: receipts.NewKeySet(rs.PublicJWK()), Policy: pol}}
 }
 
 // do makes a request and returns the status and body; want, if not zero,

@@ -297,6 +297,6 @@ func newAWSHarness(b *testing.B) *harness {
 	if err != nil {
 		b.Fatal(err)
 	}
-	h.trust = receipts.Trust{Keys: &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{rs.PublicJWK()}}, Policy: p}
+	h.trust = receipts.Trust{Keys: receipts.NewKeySet(rs.PublicJWK()), Policy: p}
 	return h
 }

@@ -93,7 +93,7 @@ func newHarnessWith(t testing.TB, wrap func(tessera.Antispam) tessera.Antispam) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.trust = receipts.Trust{Keys: &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{rs.PublicJWK()}}, Policy: p}
+	h.trust = receipts.Trust{Keys: receipts.NewKeySet(rs.PublicJWK()), Policy: p}
 	return h
 }
 

@@ -58,7 +58,7 @@ func newAgent(t *testing.T) (*Service, string, receipts.Trust, *vetting.Agents) 
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	p, _ := policy.ForLog(vkey)
-	trust := receipts.Trust{Keys: &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{rs.PublicJWK()}}, Policy: p}
+	trust := receipts.Trust{Keys: receipts.NewKeySet(rs.PublicJWK()), Policy: p}
 
 	entities := filepath.Join(dir, "entities")
 	s, err := New(Config{Key: &jose.JSONWebKey{Key: ak}, Issuer: "https://va.example", Log: client.NewVetting(srv.URL+"/vetting", nil), Trust: trust, Entities: entities})
