@@ -82,6 +82,11 @@ func Open(ctx context.Context, driver tessera.Driver, o Options) (*Log, error) {
 	if o.Signer == nil || o.Antispam == nil || o.Format == nil {
 		return nil, errors.New("log.Open: Signer, Antispam and Format are required")
 	}
+	for _, s := range o.ExtraSigners {
+		if s.Name() != o.Signer.Name() {
+			return nil, fmt.Errorf("log.Open: checkpoint key %q is not named by the origin %q", s.Name(), o.Signer.Name())
+		}
+	}
 	interval := o.CheckpointInterval
 	if interval == 0 {
 		interval = DefaultCheckpointInterval

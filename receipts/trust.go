@@ -31,7 +31,10 @@ type LogConfiguration struct {
 	// NoteVKey is an Ed25519 key that also signs each checkpoint of a log
 	// whose VKey C2SP witnesses do not take (the STI-CT log's RFC 6962
 	// key). The witness policy lists both.
-	NoteVKey  string            `json:"note_vkey,omitempty"`
+	NoteVKey string `json:"note_vkey,omitempty"`
+	// MLDSAVKey is an ML-DSA-44 key (tlog-cosignature, type 0x06) that
+	// also signs each checkpoint, as tlog-checkpoint recommends since 2026.
+	MLDSAVKey string            `json:"mldsa_vkey,omitempty"`
 	URL       string            `json:"url"` // tlog-tiles prefix
 	Endpoints map[string]string `json:"endpoints"`
 	// WitnessPolicy, if set, is the policy this log's checkpoints meet
@@ -73,7 +76,7 @@ func (c *Configuration) Trust() (Trust, error) {
 		if l.VKey == "" {
 			return Trust{}, fmt.Errorf("transparency configuration: log %q has no vkey", l.Origin)
 		}
-		for _, vkey := range []string{l.VKey, l.NoteVKey} {
+		for _, vkey := range []string{l.VKey, l.NoteVKey, l.MLDSAVKey} {
 			if name, _, _ := strings.Cut(vkey, "+"); vkey != "" && (name != l.Origin || !lp.HasLogKey(vkey)) {
 				return Trust{}, fmt.Errorf("transparency configuration: log %q is not in its witness policy with vkey %s", l.Origin, vkey)
 			}

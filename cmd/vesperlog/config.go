@@ -42,6 +42,7 @@ type config struct {
 	STICTKey           string        `yaml:"stict-key"`
 	STICTNoteKey       string        `yaml:"stict-note-key"`
 	STICTWitnessPolicy string        `yaml:"stict-witness-policy"`
+	MLDSACheckpoints   bool          `yaml:"mldsa-checkpoints"`
 }
 
 func parseConfig(args []string) (*config, error) {
@@ -64,6 +65,7 @@ func parseConfig(args []string) (*config, error) {
 	fs.StringVar(&c.STICTOrigin, "stict-origin", "", "origin of the STI-CT log (default <public host>/stict, or the existing log's)")
 	fs.StringVar(&c.STICTKey, "stict-key", "", "STI-CT log key (SCTs and checkpoints), a private P-256 JWK (default <data>/keys/stict-p256.jwk)")
 	fs.StringVar(&c.STICTNoteKey, "stict-note-key", "", "Ed25519 key that also signs each STI-CT checkpoint, for C2SP witnesses (default <data>/keys/stict-checkpoint.key)")
+	fs.BoolVar(&c.MLDSACheckpoints, "mldsa-checkpoints", false, "also sign each log's checkpoints with an ML-DSA-44 key (<checkpoint key>-mldsa.key, created on first use)")
 	fs.StringVar(&c.STICTWitnessPolicy, "stict-witness-policy", "", "C2SP tlog-policy for the STI-CT log's checkpoints, if not -witness-policy's")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -132,6 +134,9 @@ func (c *config) applyFile(path string, fs *flag.FlagSet) error {
 	set("stict-witness-policy", &c.STICTWitnessPolicy, fromFile.STICTWitnessPolicy)
 	if !given["witness-fail-open"] && fromFile.WitnessFailOpen {
 		c.WitnessFailOpen = true
+	}
+	if !given["mldsa-checkpoints"] && fromFile.MLDSACheckpoints {
+		c.MLDSACheckpoints = true
 	}
 	return nil
 }

@@ -11,8 +11,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 
 	"github.com/transparency-dev/tessera"
+	"golang.org/x/mod/sumdb/note"
 
 	vlog "github.com/vesperlog/vesperlog/log"
 	"github.com/vesperlog/vesperlog/log/problem"
@@ -24,6 +26,7 @@ import (
 	"github.com/vesperlog/vesperlog/receipts/vesper"
 	"github.com/vesperlog/vesperlog/storage"
 	"github.com/vesperlog/vesperlog/storage/keys"
+	"github.com/vesperlog/vesperlog/witness"
 	"github.com/vesperlog/vesperlog/witness/policy"
 )
 
@@ -35,7 +38,7 @@ type app struct {
 	metrics  http.Handler
 	backend  storage.Backend // closed by close, after the logs
 	vetting  *vlog.Log
-	vkey     string // the vetting log's verifier key
+	vkeys    []string // the vetting log's verifier keys, its Ed25519 one first
 	policy   *policy.Policy
 	service  *server.Service
 	receipts *receipts.Signer
@@ -82,15 +85,17 @@ func newApp(ctx context.Context, cfg *config) (_ *app, err error) {
 			origin = pub.Host + vettingPrefix
 		}
 	}
-	ck, created, err := keys.LoadOrCreateNoteKey(cfg.VettingKey, origin)
+	ck, err := checkpointKey(ctx, st, "vetting checkpoint key", cfg.VettingKey, origin, server.Name, keys.Ed25519NoteKey)
 	if err != nil {
-		return nil, fmt.Errorf("vetting checkpoint key: %w", err)
-	}
-	if created {
-		slog.Info("created vetting checkpoint key", "file", cfg.VettingKey)
-	}
-	if err := state.Bind(ctx, st, server.Name, state.LogBinding{Origin: ck.Signer.Name(), VKey: ck.VKey}); err != nil {
 		return nil, err
+	}
+	vettingKeys := []*keys.NoteKey{ck}
+	if cfg.MLDSACheckpoints {
+		mk, err := checkpointKey(ctx, st, "vetting ML-DSA-44 checkpoint key", mldsaKeyFile(cfg.VettingKey), ck.Signer.Name(), server.Name+"-mldsa", mldsaKey)
+		if err != nil {
+			return nil, err
+		}
+		vettingKeys = append(vettingKeys, mk)
 	}
 	rs, history, keyLock, err := receiptSigner(ctx, cfg.ReceiptKey, st)
 	if err != nil {
@@ -118,7 +123,7 @@ func newApp(ctx context.Context, cfg *config) (_ *app, err error) {
 		}
 		stictVKeys = sk.vkeys()
 	}
-	vw, sw, err := witnessPolicies(cfg, []string{ck.VKey}, stictVKeys)
+	vw, sw, err := witnessPolicies(cfg, vkeys(vettingKeys), stictVKeys)
 	if err != nil {
 		return nil, err
 	}
@@ -126,6 +131,7 @@ func newApp(ctx context.Context, cfg *config) (_ *app, err error) {
 	svc, err := server.Open(ctx, server.OpenConfig{
 		Storage:            be,
 		Signer:             ck.Signer,
+		ExtraSigners:       signers(vettingKeys[1:]),
 		Agents:             func() *vetting.Agents { return agents.Get(context.Background()) },
 		Receipts:           rs,
 		CheckpointInterval: cfg.CheckpointInterval,
@@ -158,7 +164,7 @@ func newApp(ctx context.Context, cfg *config) (_ *app, err error) {
 		metrics:  metrics,
 		policy:   vw.policy,
 		vetting:  l,
-		vkey:     ck.VKey,
+		vkeys:    vkeys(vettingKeys),
 		receipts: rs,
 		keys:     history,
 		agents:   agents,
@@ -308,6 +314,63 @@ func witnessPolicy(path string, vkeys ...string) (witnessing, error) {
 	return witnessing{policy: p, group: &g}, nil
 }
 
+// checkpointKey loads (or creates) a key that signs a log's checkpoints,
+// named by origin, and binds it in the backend as binding, so that every
+// front end of the log signs with the same one. what names it in messages.
+func checkpointKey(ctx context.Context, st storage.State, what, path, origin, binding string, kind keys.NoteKeyKind) (*keys.NoteKey, error) {
+	k, created, err := keys.LoadOrCreateKey(path, origin, kind)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	if created {
+		slog.Info("created "+what, "file", path)
+	}
+	if err := state.Bind(ctx, st, binding, state.LogBinding{Origin: k.Signer.Name(), VKey: k.VKey}); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// mldsaKey is the ML-DSA-44 key kind that -mldsa-checkpoints signs with:
+// a tlog-cosignature key named by the log's origin, as a witness's is.
+var mldsaKey = keys.NoteKeyKind{
+	Generate: func(name string) (string, error) {
+		skey, _, err := witness.GenerateKey(name, witness.MLDSA44)
+		return skey, err
+	},
+	Parse: func(skey string) (note.Signer, string, error) {
+		k, err := witness.ParseKey(skey)
+		if err != nil {
+			return nil, "", err
+		}
+		if k.Alg != witness.MLDSA44 {
+			return nil, "", fmt.Errorf("an %s key, not ML-DSA-44", k.Alg)
+		}
+		return k.Signer, k.VKey, nil
+	},
+}
+
+// mldsaKeyFile is where a log's ML-DSA-44 key is, beside its Ed25519 key.
+func mldsaKeyFile(ed25519Key string) string {
+	return strings.TrimSuffix(ed25519Key, ".key") + "-mldsa.key"
+}
+
+func vkeys(ks []*keys.NoteKey) []string {
+	var v []string
+	for _, k := range ks {
+		v = append(v, k.VKey)
+	}
+	return v
+}
+
+func signers(ks []*keys.NoteKey) []note.Signer {
+	var s []note.Signer
+	for _, k := range ks {
+		s = append(s, k.Signer)
+	}
+	return s
+}
+
 func (s *app) handler() http.Handler {
 	mux := http.NewServeMux()
 	s.vetting.HandleReads(mux, vettingPrefix)
@@ -375,7 +438,7 @@ func (s *app) transparencyConfiguration() receipts.Configuration {
 		Logs: []receipts.LogConfiguration{{
 			Name:   "vetting",
 			Origin: s.vetting.Origin(),
-			VKey:   s.vkey,
+			VKey:   s.vkeys[0],
 			URL:    base,
 			Endpoints: map[string]string{
 				"add":       base + "/v1/add",
@@ -387,6 +450,9 @@ func (s *app) transparencyConfiguration() receipts.Configuration {
 		}},
 		ReceiptKeys:   s.jwks(),
 		WitnessPolicy: s.policy.String(),
+	}
+	if len(s.vkeys) > 1 {
+		c.Logs[0].MLDSAVKey = s.vkeys[1]
 	}
 	if s.stict != nil {
 		base := s.cfg.PublicURL + stictPrefix
@@ -405,6 +471,9 @@ func (s *app) transparencyConfiguration() receipts.Configuration {
 				"receipt_by_hash": base + "/v1/receipt-by-hash?hash={hash}",
 			},
 		}
+		if s.stict.keys.mldsa != nil {
+			lc.MLDSAVKey = s.stict.keys.mldsa.VKey
+		}
 		if s.stict.policy != s.policy {
 			lc.WitnessPolicy = s.stict.policy.String()
 		}
@@ -417,7 +486,10 @@ func (s *app) transparencyConfiguration() receipts.Configuration {
 func (s *app) announce(w io.Writer, addr string) {
 	fmt.Fprintf(w, "vesperlog listening on http://%s\n", addr)
 	fmt.Fprintf(w, "vetting log origin: %s\n", s.vetting.Origin())
-	fmt.Fprintf(w, "vetting log vkey:   %s\n", s.vkey)
+	fmt.Fprintf(w, "vetting log vkey:   %s\n", s.vkeys[0])
+	if len(s.vkeys) > 1 {
+		fmt.Fprintf(w, "vetting ML-DSA key: %s\n", s.vkeys[1])
+	}
 	fmt.Fprintf(w, "receipt keys:       %s/.well-known/jwks.json\n", s.cfg.PublicURL)
 	fmt.Fprintf(w, "trust document:     %s/.well-known/transparency-configuration\n", s.cfg.PublicURL)
 	fmt.Fprintf(w, "storage:            %s\n", s.cfg.storageName())
@@ -426,6 +498,9 @@ func (s *app) announce(w io.Writer, addr string) {
 		fmt.Fprintf(w, "STI-CT log origin:  %s\n", s.stict.log.Origin())
 		fmt.Fprintf(w, "STI-CT log vkey:    %s\n", s.stict.keys.signer.VKey())
 		fmt.Fprintf(w, "STI-CT note vkey:   %s\n", s.stict.keys.note.VKey)
+		if s.stict.keys.mldsa != nil {
+			fmt.Fprintf(w, "STI-CT ML-DSA key:  %s\n", s.stict.keys.mldsa.VKey)
+		}
 		fmt.Fprintf(w, "STI-CT log ID:      %s\n", base64.StdEncoding.EncodeToString(logID(s.stict.keys.signer)))
 		fmt.Fprintf(w, "STI-CT public key:  %s\n", stictPublicKeyFile(s.cfg))
 		fmt.Fprintf(w, "STI-CT roots:       %s (%d accepted)\n", s.cfg.STICTRoots, len(s.stict.roots.Certs()))

@@ -43,10 +43,19 @@ type stictLog struct {
 type stictKeys struct {
 	signer *stict.Signer
 	note   *keys.NoteKey
+	mldsa  *keys.NoteKey // nil without -mldsa-checkpoints
+}
+
+// extra are the keys that sign each checkpoint after the RFC 6962 one.
+func (k *stictKeys) extra() []*keys.NoteKey {
+	if k.mldsa == nil {
+		return []*keys.NoteKey{k.note}
+	}
+	return []*keys.NoteKey{k.note, k.mldsa}
 }
 
 // vkeys are the log's checkpoint keys, the RFC 6962 one first.
-func (k *stictKeys) vkeys() []string { return []string{k.signer.VKey(), k.note.VKey} }
+func (k *stictKeys) vkeys() []string { return append([]string{k.signer.VKey()}, vkeys(k.extra())...) }
 
 // stictNoteBinding is the binding of the STI-CT log's note key in the
 // backend, beside the log's own (state.Bind), so that every front end
@@ -103,17 +112,16 @@ func loadSTICTKeys(ctx context.Context, cfg *config, st storage.State, host stri
 			return nil, fmt.Errorf("writing STI-CT public key: %w", err)
 		}
 	}
-	nk, created, err := keys.LoadOrCreateNoteKey(cfg.STICTNoteKey, origin)
-	if err != nil {
-		return nil, fmt.Errorf("STI-CT note key: %w", err)
-	}
-	if created {
-		slog.Info("created STI-CT note key", "file", cfg.STICTNoteKey)
-	}
-	if err := state.Bind(ctx, st, stictNoteBinding, state.LogBinding{Origin: origin, VKey: nk.VKey}); err != nil {
+	sk := &stictKeys{signer: s}
+	if sk.note, err = checkpointKey(ctx, st, "STI-CT note key", cfg.STICTNoteKey, origin, stictNoteBinding, keys.Ed25519NoteKey); err != nil {
 		return nil, err
 	}
-	return &stictKeys{signer: s, note: nk}, nil
+	if cfg.MLDSACheckpoints {
+		if sk.mldsa, err = checkpointKey(ctx, st, "STI-CT ML-DSA-44 checkpoint key", mldsaKeyFile(cfg.STICTNoteKey), origin, stictserver.Name+"-mldsa", mldsaKey); err != nil {
+			return nil, err
+		}
+	}
+	return sk, nil
 }
 
 // stictPublicKeyFile is where the STI-CT log's public key is written, PEM.
@@ -152,7 +160,7 @@ func openSTICT(ctx context.Context, cfg *config, be storage.Backend, k *stictKey
 	svc, err := stictserver.Open(ctx, stictserver.OpenConfig{
 		Storage:            be,
 		Signer:             k.signer,
-		NoteSigner:         k.note.Signer,
+		ExtraSigners:       signers(k.extra()),
 		Roots:              roots,
 		Receipts:           rs,
 		CheckpointInterval: cfg.CheckpointInterval,

@@ -988,3 +988,66 @@ func TestSTICTOwnWitnesses(t *testing.T) {
 	}
 	srv.stop(t)
 }
+
+// TestMLDSACheckpoints: with -mldsa-checkpoints both logs also sign each
+// checkpoint with an ML-DSA-44 key (tlog-checkpoint's recommendation), the
+// trust document names it (mldsa_vkey) and lists it in the policy, and a
+// verifier that trusts only the ML-DSA-44 keys verifies the receipts.
+func TestMLDSACheckpoints(t *testing.T) {
+	bin, cli := binaries(t)
+	dir := t.TempDir()
+	p := stictPKI(t, dir)
+	run := func(want int, args ...string) string { return runVesper(t, cli, dir, want, args...) }
+	run(0, "keygen", "agent", "-out", "va.jwk")
+	run(0, "agents", "add", "-agents", "data/agents.json", "-name", "va", "-key", "va.pub.jwk")
+
+	srv, _ := startSTICT(t, bin, dir, "-mldsa-checkpoints")
+	run(0, "submit", "-server", srv.url, "-key", "va.jwk", "-digest", strings.Repeat("M", 42)+"E", "-out", "r0.jwt")
+	addChain(t, srv.url+"/stict/v1/", p.Chain(p.TN), false)
+	var rr stictserver.ReceiptResponse
+	if err := json.Unmarshal(httpGet200(t, srv.url+"/stict/v1/receipt/0"), &rr); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "stict.jwt"), []byte(rr.Receipt), 0o644)
+	conf, _ := stictConfiguration(t, srv.url)
+	run(0, "trust", "-server", srv.url, "-out", "trust.json")
+	for _, r := range []string{"r0.jwt", "stict.jwt"} {
+		run(0, "verify-receipt", "-trust", "trust.json", r)
+	}
+
+	// Each log's ML-DSA-44 key alone verifies its checkpoints and receipts.
+	for _, lc := range conf.Logs {
+		if !strings.Contains(lc.MLDSAVKey, "+") || !strings.HasPrefix(lc.MLDSAVKey, lc.Origin+"+") {
+			t.Fatalf("log %s: mldsa_vkey %q", lc.Name, lc.MLDSAVKey)
+		}
+		only, err := policy.ForLog(lc.MLDSAVKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := only.Verify(httpGet200(t, lc.URL+"/checkpoint")); err != nil {
+			t.Errorf("log %s's checkpoint under its ML-DSA-44 key alone: %v", lc.Name, err)
+		}
+		receipt := rr.Receipt
+		if lc.Name == "vetting" {
+			b, _ := os.ReadFile(filepath.Join(dir, "r0.jwt"))
+			receipt = string(b)
+		}
+		trust, err := conf.Trust()
+		if err != nil {
+			t.Fatal(err)
+		}
+		trust.Policy, trust.Policies = only, nil
+		if _, err := receipts.Verify(receipt, trust); err != nil {
+			t.Errorf("log %s's receipt under its ML-DSA-44 key alone: %v", lc.Name, err)
+		}
+	}
+	srv.stop(t)
+	// A restart without the flag keeps the log; its checkpoints lose only
+	// the ML-DSA-44 signature.
+	srv, _ = startSTICT(t, bin, dir)
+	if _, lc := stictConfiguration(t, srv.url); lc.MLDSAVKey != "" {
+		t.Errorf("mldsa_vkey without the flag: %q", lc.MLDSAVKey)
+	}
+	run(0, "submit", "-server", srv.url, "-key", "va.jwk", "-digest", strings.Repeat("N", 42)+"E", "-out", "r1.jwt")
+	srv.stop(t)
+}

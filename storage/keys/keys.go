@@ -80,16 +80,48 @@ type NoteKey struct {
 	VKey   string // the public verifier key, in vkey form
 }
 
+// NoteKeyKind makes and reads one kind of signed-note private key.
+type NoteKeyKind struct {
+	// Generate returns a new private key named name.
+	Generate func(name string) (skey string, err error)
+	// Parse returns a private key's signer and public vkey.
+	Parse func(skey string) (note.Signer, string, error)
+}
+
+// Ed25519NoteKey is the signed-note Ed25519 key (type 0x01) a log signs
+// its checkpoints with.
+var Ed25519NoteKey = NoteKeyKind{
+	Generate: func(name string) (string, error) {
+		skey, _, err := note.GenerateKey(rand.Reader, name)
+		return skey, err
+	},
+	Parse: func(skey string) (note.Signer, string, error) {
+		signer, err := note.NewSigner(skey)
+		if err != nil {
+			return nil, "", err
+		}
+		vkey, err := VKey(skey)
+		return signer, vkey, err
+	},
+}
+
 // LoadOrCreateNoteKey loads the Ed25519 signed-note key at path, or creates
 // one named name if there is none. A loaded key must be named name, unless
 // name is empty. created says whether the key is new.
 func LoadOrCreateNoteKey(path, name string) (k *NoteKey, created bool, err error) {
+	return LoadOrCreateKey(path, name, Ed25519NoteKey)
+}
+
+// LoadOrCreateKey is LoadOrCreateNoteKey for a key of the given kind: the
+// file is written atomically with mode 0600, and read only if others
+// cannot read it.
+func LoadOrCreateKey(path, name string, kind NoteKeyKind) (k *NoteKey, created bool, err error) {
 	b, err := readPrivate(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		if name == "" {
 			return nil, false, fmt.Errorf("no key at %s, and no name to create one with", path)
 		}
-		skey, _, err := note.GenerateKey(rand.Reader, name)
+		skey, err := kind.Generate(name)
 		if err != nil {
 			return nil, false, fmt.Errorf("generating key %q: %w", name, err)
 		}
@@ -100,17 +132,12 @@ func LoadOrCreateNoteKey(path, name string) (k *NoteKey, created bool, err error
 	} else if err != nil {
 		return nil, false, fmt.Errorf("reading key: %w", err)
 	}
-	skey := strings.TrimSpace(string(b))
-	signer, err := note.NewSigner(skey)
+	signer, vkey, err := kind.Parse(strings.TrimSpace(string(b)))
 	if err != nil {
-		return nil, false, fmt.Errorf("key %s is not a signed-note private key: %w", path, err)
+		return nil, false, fmt.Errorf("key %s is not a signed-note private key of the expected kind: %w", path, err)
 	}
 	if name != "" && signer.Name() != name {
 		return nil, false, fmt.Errorf("key %s is named %q, not %q: a log's key and origin go together (a new origin needs a new key)", path, signer.Name(), name)
-	}
-	vkey, err := VKey(skey)
-	if err != nil {
-		return nil, false, err
 	}
 	return &NoteKey{Signer: signer, VKey: vkey}, created, nil
 }

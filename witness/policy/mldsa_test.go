@@ -400,3 +400,39 @@ func TestNewWitnessVerifier(t *testing.T) {
 		}
 	}
 }
+
+// TestMLDSALogKey: a log may sign its checkpoints with an ML-DSA-44
+// cosignature key named by its origin (tlog-checkpoint recommends it since
+// 2026), alone or beside its Ed25519 key; a checkpoint signed by either
+// is the log's, and a broken ML-DSA-44 signature is refused.
+func TestMLDSALogKey(t *testing.T) {
+	k := keys(t)
+	const origin = "example.com/log1"
+	ml := newMLDSAKey(t, origin)
+	ed := k.l1.signer
+	p := mustParse(t, k, "log {L1}\nlog "+ml.vkey+"\nquorum none\n")
+	if got := p.LogKeys(origin); len(got) != 2 || got[1].VKey != ml.vkey {
+		t.Fatalf("LogKeys = %v", got)
+	}
+	only := mustParse(t, k, "log "+ml.vkey+"\nquorum none\n")
+	cp := body(origin, 9)
+	for _, c := range []struct {
+		name string
+		p    *Policy
+		msg  []byte
+		err  error
+	}{
+		{"both keys", p, sign(t, cp, ed, ml.signer), nil},
+		{"ML-DSA-44 only", p, sign(t, cp, ml.signer), nil},
+		{"ML-DSA-44 log alone", only, sign(t, cp, ml.signer), nil},
+		{"Ed25519 only", p, sign(t, cp, ed), nil},
+		{"ML-DSA-44 signature broken", p, flipSig(t, sign(t, cp, ml.signer, ed), origin), ErrLogSignature},
+		{"ML-DSA-44 signature over another size", p, []byte(strings.Replace(string(sign(t, cp, ml.signer)), "\n9\n", "\n8\n", 1)), ErrLogSignature},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if _, err := c.p.Verify(c.msg); !errors.Is(err, c.err) {
+				t.Fatalf("Verify = %v, want %v", err, c.err)
+			}
+		})
+	}
+}

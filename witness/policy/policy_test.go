@@ -142,7 +142,7 @@ var parseCases = []parseCase{
 		spec: "log <vkey> [<url>]"},
 	{name: "log extra field", in: "log {L1} https://a/ https://b/\nquorum none\n", line: 1, err: "log line has 4 fields",
 		spec: "log <vkey> [<url>]"},
-	{name: "log cosignature key", in: "log {X1}\nquorum none\n", line: 1, err: "a log key is an Ed25519 note key (0x01) or an RFC 6962 key (0x05)",
+	{name: "log cosignature key", in: "log {X1}\nquorum none\n", line: 1, err: "a log key is an Ed25519 note key (0x01), an RFC 6962 key (0x05) or an ML-DSA-44 cosignature key (0x06)",
 		spec: "Log and witness keys must use a signature type approprate respective function, see tlog-checkpoint"},
 	{name: "duplicate log", in: "log {L1}\nlog {L1}\nquorum none\n", line: 2, err: "same public key",
 		spec: "Duplicate logs, i.e., multiple log lines with the same public key, are not allowed."},

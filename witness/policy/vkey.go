@@ -20,7 +20,7 @@ const (
 	algEd25519       = 0x01 // log keys
 	algCosignatureV1 = 0x04 // witness keys (tlog-cosignature, Ed25519)
 	algRFC6962STH    = 0x05 // static-ct-api log keys (RFC 6962 tree head signatures)
-	algMLDSA44       = 0x06 // witness keys (tlog-cosignature, ML-DSA-44)
+	algMLDSA44       = 0x06 // witness and log keys (tlog-cosignature, ML-DSA-44)
 )
 
 // Sizes of tlog-cosignature's ML-DSA-44 type: the public key, and the
@@ -170,7 +170,8 @@ func newCosignatureVerifier(s string) (note.Verifier, error) {
 }
 
 // NewLogVerifier returns the checkpoint verifier of a log vkey: an Ed25519
-// note key (0x01), or a static-ct-api RFC 6962 key (0x05).
+// note key (0x01), a static-ct-api RFC 6962 key (0x05), or an ML-DSA-44
+// cosignature key (0x06), which tlog-checkpoint recommends since 2026.
 func NewLogVerifier(s string) (note.Verifier, error) {
 	k, err := parseVKey(s)
 	if err != nil {
@@ -185,8 +186,12 @@ func NewLogVerifier(s string) (note.Verifier, error) {
 			return nil, err
 		}
 		return rfc6962Verifier{v}, nil
+	case algMLDSA44:
+		// tlog-checkpoint: logs SHOULD sign with an ML-DSA-44 cosignature
+		// (which does not cover extension lines).
+		return newCosignatureVerifier(s)
 	}
-	return nil, fmt.Errorf("log vkey %s has signature type %s; a log key is an Ed25519 note key (0x01) or an RFC 6962 key (0x05)", s, typeName(k.typ))
+	return nil, fmt.Errorf("log vkey %s has signature type %s; a log key is an Ed25519 note key (0x01), an RFC 6962 key (0x05) or an ML-DSA-44 cosignature key (0x06)", s, typeName(k.typ))
 }
 
 // rfc6962Verifier checks the signature's shape before formats/note's

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/transparency-dev/tessera"
@@ -21,12 +20,12 @@ import (
 type OpenConfig struct {
 	Storage storage.Backend
 	Signer  *stict.Signer
-	// NoteSigner, if set, is an Ed25519 signed-note key named by the
-	// origin that also signs each checkpoint, so that C2SP witnesses,
-	// which do not take RFC 6962 keys, can verify and cosign them.
-	NoteSigner note.Signer
-	Roots      *stict.Roots
-	Receipts   *receipts.Signer
+	// ExtraSigners also sign each checkpoint (log.Options'): the
+	// Ed25519 note key that C2SP witnesses, which do not take RFC 6962
+	// keys, verify, and an ML-DSA-44 key if the log has one.
+	ExtraSigners []note.Signer
+	Roots        *stict.Roots
+	Receipts     *receipts.Signer
 	// CheckpointInterval, Witnesses, WitnessFailOpen and WitnessRecorder
 	// are log.Options'.
 	CheckpointInterval time.Duration
@@ -56,16 +55,9 @@ func Open(ctx context.Context, c OpenConfig) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	var extra []note.Signer
-	if c.NoteSigner != nil {
-		if c.NoteSigner.Name() != c.Signer.Name() {
-			return nil, fmt.Errorf("stict server: note key %q is not named by the origin %q", c.NoteSigner.Name(), c.Signer.Name())
-		}
-		extra = append(extra, c.NoteSigner)
-	}
 	l, err := vlog.Open(ctx, st.Driver, vlog.Options{
 		Signer:             c.Signer,
-		ExtraSigners:       extra,
+		ExtraSigners:       c.ExtraSigners,
 		Format:             vlog.StaticCT(stict.SplitTile),
 		Antispam:           st.Antispam,
 		Claims:             st.Claims,

@@ -21,10 +21,13 @@ const Name = "vetting"
 // OpenConfig is what Open needs: where the log is stored, its keys and
 // agents, and how it publishes. It mirrors the STI-CT log's.
 type OpenConfig struct {
-	Storage  storage.Backend
-	Signer   note.Signer // the checkpoint key; its name is the origin
-	Agents   func() *vetting.Agents
-	Receipts *receipts.Signer
+	Storage storage.Backend
+	Signer  note.Signer // the checkpoint key; its name is the origin
+	// ExtraSigners also sign each checkpoint (log.Options'), such as an
+	// ML-DSA-44 key.
+	ExtraSigners []note.Signer
+	Agents       func() *vetting.Agents
+	Receipts     *receipts.Signer
 	// CheckpointInterval, Witnesses, WitnessFailOpen and WitnessRecorder
 	// are log.Options'.
 	CheckpointInterval time.Duration
@@ -49,6 +52,7 @@ func Open(ctx context.Context, c OpenConfig) (*Service, error) {
 	}
 	l, err := vlog.Open(ctx, st.Driver, vlog.Options{
 		Signer:             c.Signer,
+		ExtraSigners:       c.ExtraSigners,
 		Format:             vlog.TlogTiles(Identity),
 		Antispam:           st.Antispam,
 		Claims:             st.Claims,
