@@ -37,8 +37,24 @@ func runTrust(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := keys.WriteFile(*out, append(b, '\n'), 0o644); err != nil {
 		return err
 	}
+	t, err := c.Trust()
+	if err != nil {
+		return err
+	}
 	for _, l := range c.Logs {
 		fmt.Fprintf(stdout, "log %s\n  vkey %s\n", l.Origin, l.VKey)
+		if l.NoteVKey != "" {
+			fmt.Fprintf(stdout, "  note vkey %s\n", l.NoteVKey)
+		}
+		if l.MLDSAVKey != "" {
+			fmt.Fprintf(stdout, "  ML-DSA-44 vkey %s\n", l.MLDSAVKey)
+		}
+		p := t.PolicyFor(l.Origin)
+		own := ""
+		if l.WitnessPolicy != "" {
+			own = " (its own policy)"
+		}
+		fmt.Fprintf(stdout, "  witnesses: %d, quorum %s%s\n", len(p.Witnesses()), p.Quorum(), own)
 	}
 	for _, k := range c.ReceiptKeys.Keys {
 		state := "current"

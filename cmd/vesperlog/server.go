@@ -91,7 +91,7 @@ func newApp(ctx context.Context, cfg *config) (_ *app, err error) {
 	}
 	vettingKeys := []*keys.NoteKey{ck}
 	if cfg.MLDSACheckpoints {
-		mk, err := checkpointKey(ctx, st, "vetting ML-DSA-44 checkpoint key", mldsaKeyFile(cfg.VettingKey), ck.Signer.Name(), server.Name+"-mldsa", mldsaKey)
+		mk, err := checkpointKey(ctx, st, "vetting ML-DSA-44 checkpoint key", mldsaKeyFile(cfg.VettingKey), ck.Signer.Name(), state.KeyBinding(server.Name, "mldsa"), mldsaKey)
 		if err != nil {
 			return nil, err
 		}

@@ -57,11 +57,6 @@ func (k *stictKeys) extra() []*keys.NoteKey {
 // vkeys are the log's checkpoint keys, the RFC 6962 one first.
 func (k *stictKeys) vkeys() []string { return append([]string{k.signer.VKey()}, vkeys(k.extra())...) }
 
-// stictNoteBinding is the binding of the STI-CT log's note key in the
-// backend, beside the log's own (state.Bind), so that every front end
-// signs with the same one.
-const stictNoteBinding = stictserver.Name + "-note"
-
 // loadSTICTKeys loads (or creates) the STI-CT log's keys. The origin is
 // -stict-origin, else the existing log's (its checkpoint's first line), else
 // <public host>/stict: a log keeps its origin when the public URL changes.
@@ -113,11 +108,11 @@ func loadSTICTKeys(ctx context.Context, cfg *config, st storage.State, host stri
 		}
 	}
 	sk := &stictKeys{signer: s}
-	if sk.note, err = checkpointKey(ctx, st, "STI-CT note key", cfg.STICTNoteKey, origin, stictNoteBinding, keys.Ed25519NoteKey); err != nil {
+	if sk.note, err = checkpointKey(ctx, st, "STI-CT note key", cfg.STICTNoteKey, origin, state.KeyBinding(stictserver.Name, "note"), keys.Ed25519NoteKey); err != nil {
 		return nil, err
 	}
 	if cfg.MLDSACheckpoints {
-		if sk.mldsa, err = checkpointKey(ctx, st, "STI-CT ML-DSA-44 checkpoint key", mldsaKeyFile(cfg.STICTNoteKey), origin, stictserver.Name+"-mldsa", mldsaKey); err != nil {
+		if sk.mldsa, err = checkpointKey(ctx, st, "STI-CT ML-DSA-44 checkpoint key", mldsaKeyFile(cfg.STICTNoteKey), origin, state.KeyBinding(stictserver.Name, "mldsa"), mldsaKey); err != nil {
 			return nil, err
 		}
 	}

@@ -120,7 +120,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		if err := keys.WriteFile(*config, []byte(np.String()), 0o644); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "witnessing %d logs\n", len(np.Logs()))
+		fmt.Fprintf(stdout, "witnessing %s\n", logCount(np))
 		return nil
 	case "list-logs":
 		p, err := readLogs(*config, false)
@@ -221,7 +221,7 @@ func serve(ctx context.Context, keyFile, config, state, addr string, stdout io.W
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "vesperwitness listening on http://%s\n%s: %s\nwitnessing %d logs\n", ln.Addr(), vkeyLabel(k.Alg), k.VKey, len(logs.Logs()))
+	fmt.Fprintf(stdout, "vesperwitness listening on http://%s\n%s: %s\nwitnessing %s\n", ln.Addr(), vkeyLabel(k.Alg), k.VKey, logCount(logs))
 	hs := &http.Server{Handler: w.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, MaxHeaderBytes: 16 << 10}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
@@ -264,4 +264,18 @@ func readKey(path string) (*witness.Key, error) {
 		return nil, fmt.Errorf("witness key %s: %w", path, err)
 	}
 	return k, nil
+}
+
+// logCount says how many logs a witness witnesses, in words (a log with
+// two keys is one log).
+func logCount(p *policy.Policy) string {
+	origins := map[string]bool{}
+	for _, l := range p.Logs() {
+		origins[l.Origin] = true
+	}
+	n := len(origins)
+	if n == 1 {
+		return "1 log"
+	}
+	return fmt.Sprintf("%d logs", n)
 }

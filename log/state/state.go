@@ -39,6 +39,15 @@ type LogBinding struct {
 
 func bindingName(log string) string { return "log-" + log + ".json" }
 
+// ExtraKeys name the further keys a log may sign its checkpoints with,
+// each bound on its own as KeyBinding(log, key): the STI-CT log's Ed25519
+// note key, and either log's ML-DSA-44 key.
+var ExtraKeys = []string{"note", "mldsa"}
+
+// KeyBinding is the name Bind and ReadBinding take for a log's further
+// checkpoint key (one of ExtraKeys).
+func KeyBinding(log, key string) string { return log + "-" + key }
+
 // ReadBinding returns a log's binding, or nil if it has none yet.
 func ReadBinding(ctx context.Context, st storage.State, log string) (*LogBinding, error) {
 	b, err := st.Get(ctx, bindingName(log))

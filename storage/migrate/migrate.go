@@ -119,6 +119,22 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 			return nil, fmt.Errorf("target: %w", err)
 		}
 		res.Bindings = append(res.Bindings, "log-"+l.name()+".json")
+		// The log's further checkpoint keys, where the source has bound
+		// them, so that the target's front ends sign with the same ones.
+		for _, k := range state.ExtraKeys {
+			name := state.KeyBinding(l.name(), k)
+			b, err := state.ReadBinding(ctx, src.be.State(), name)
+			if err != nil {
+				return nil, fmt.Errorf("source: %w", err)
+			}
+			if b == nil {
+				continue
+			}
+			if err := state.Bind(ctx, be.State(), name, *b); err != nil {
+				return nil, fmt.Errorf("target: %w", err)
+			}
+			res.Bindings = append(res.Bindings, "log-"+name+".json")
+		}
 	}
 	for _, l := range src.logs {
 		lr := LogResult{Name: l.name(), Origin: l.binding.Origin, VKey: l.binding.VKey}
