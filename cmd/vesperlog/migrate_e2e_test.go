@@ -246,7 +246,7 @@ func TestMigrateEndToEnd(t *testing.T) {
 	for _, want := range []string{
 		fmt.Sprintf("vetting log e2e.test/vetting: migrated and verified, size %d, root %x\n", vettingSize, vettingRoot),
 		fmt.Sprintf("stict log %s: migrated and verified, size %d, root %x\n", stictOrigin, stictSize, stictRoot),
-		"state: log-vetting.json, log-stict.json; 1 agents; 1 receipt keys; 2 STI-CT issuers\n",
+		"state: log-vetting.json, log-stict.json, log-stict-note.json; 1 agents; 1 receipt keys; 2 STI-CT issuers\n",
 	} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("migrate output lacks %q:\n%s", want, stdout)
