@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -34,6 +35,22 @@ func subcommandFlags(name, synopsis string) (*flag.FlagSet, *config) {
 	}
 	c.storageFlags(fs)
 	return fs, c
+}
+
+// parseSubcommand parses a subcommand's flags: -h prints its usage and
+// returns flag.ErrHelp; any other error is one usage line, which main
+// prints.
+func parseSubcommand(fs *flag.FlagSet, name string, args []string) error {
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(os.Stderr)
+			fs.Usage()
+			return err
+		}
+		return usageError{err.Error() + " (vesperlog " + name + " -h for help)"}
+	}
+	return nil
 }
 
 // runAgents reads or replaces the agent registry in a backend. Every

@@ -70,15 +70,8 @@ func rotateReceipt(ctx context.Context, args []string, stdout io.Writer) error {
 		"verify, and the new key signs from now on (nbf). Stop the front end first, and\n"+
 		"start it again after. Run it again if it was interrupted: it finishes the rotation.")
 	keyFile := fs.String("receipt-key", "", "the front end's receipt key file (default <data>/"+defaultReceiptKey+")")
-	// Parse errors are reported once, on one line, by main.
-	fs.SetOutput(io.Discard)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(os.Stderr)
-			fs.Usage()
-			return err
-		}
-		return usageError{err.Error() + " (vesperlog keys rotate-receipt -h for help)"}
+	if err := parseSubcommand(fs, "keys rotate-receipt", args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}

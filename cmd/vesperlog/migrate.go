@@ -3,12 +3,10 @@ package main
 import (
 	"context"
 	"encoding/hex"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 
 	"k8s.io/klog/v2"
 
@@ -29,15 +27,8 @@ func runMigrate(ctx context.Context, args []string, stdout io.Writer) error {
 	vettingKey := fs.String("vetting-key", "", "the vetting log's key, read if DIR has no log-vetting.json (default DIR/keys/vetting-checkpoint.key)")
 	stictKey := fs.String("stict-key", "", "the STI-CT log's key, read if DIR has no log-stict.json (default DIR/keys/stict-p256.jwk)")
 	verbose := fs.Bool("v", false, "log Tessera's own progress too")
-	// Parse errors are reported once, on one line, by main.
-	fs.SetOutput(io.Discard)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(os.Stderr)
-			fs.Usage()
-			return err
-		}
-		return usageError{err.Error() + " (vesperlog migrate -h for help)"}
+	if err := parseSubcommand(fs, "migrate", args); err != nil {
+		return err
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
