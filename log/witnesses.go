@@ -30,9 +30,18 @@ type WitnessRecorder struct {
 	next http.RoundTripper
 	now  func() time.Time
 
+	// mu guards last, names and metrics: Tessera asks witnesses
+	// concurrently, and Observe may run while it does.
 	mu   sync.Mutex
 	last map[witnessCall]witnessAnswer
+	// names labels the metrics of the calls that Observe named: log and
+	// witness names from the configuration, so that no label comes from
+	// elsewhere. Calls it does not name are recorded but not counted.
+	names   map[witnessCall]witnessNames
+	metrics *Metrics
 }
+
+type witnessNames struct{ log, witness string }
 
 // witnessCall is one witness (its add-checkpoint URL) asked about one log.
 type witnessCall struct{ url, origin string }
@@ -49,7 +58,53 @@ func NewWitnessRecorder(next http.RoundTripper) *WitnessRecorder {
 	if next == nil {
 		next = http.DefaultTransport
 	}
-	return &WitnessRecorder{next: next, now: time.Now, last: make(map[witnessCall]witnessAnswer)}
+	return &WitnessRecorder{next: next, now: time.Now, last: make(map[witnessCall]witnessAnswer), names: make(map[witnessCall]witnessNames)}
+}
+
+// Observe has the recorder count, in m, the requests about origin (the log
+// called logName) to each witness of p, labelled by their names.
+func (r *WitnessRecorder) Observe(m *Metrics, origin, logName string, p *policy.Policy) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.metrics = m
+	for _, w := range p.Witnesses() {
+		if u, err := addCheckpointURL(w.URL); err == nil {
+			r.names[witnessCall{url: u, origin: origin}] = witnessNames{log: logName, witness: w.Name}
+		}
+	}
+}
+
+// addCheckpointURL is where Tessera asks a witness whose tlog-witness
+// submission prefix is prefix.
+func addCheckpointURL(prefix string) (string, error) {
+	u, err := url.Parse(prefix)
+	if err != nil {
+		return "", err
+	}
+	return u.JoinPath("/add-checkpoint").String(), nil
+}
+
+// Cosigned returns the names of p's witnesses whose last answer about
+// origin was a cosignature given at or after since, and whether any
+// witness of p was asked about origin since then.
+func (r *WitnessRecorder) Cosigned(origin string, p *policy.Policy, since time.Time) (names []string, asked bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, w := range p.Witnesses() {
+		u, err := addCheckpointURL(w.URL)
+		if err != nil {
+			continue
+		}
+		a, ok := r.last[witnessCall{url: u, origin: origin}]
+		if !ok || a.at.Before(since) {
+			continue
+		}
+		asked = true
+		if a.status == http.StatusOK {
+			names = append(names, w.Name)
+		}
+	}
+	return names, asked
 }
 
 // Client is the client to give Tessera.
@@ -72,9 +127,10 @@ func (r *WitnessRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
 		req.ContentLength = int64(len(body))
 	}
 	call := witnessCall{url: req.URL.String(), origin: requestOrigin(body)}
+	start := r.now()
 	resp, err := r.next.RoundTrip(req)
 	if err != nil {
-		r.record(call, witnessAnswer{detail: err.Error()})
+		r.record(call, witnessAnswer{detail: err.Error()}, start)
 		return nil, err
 	}
 	a := witnessAnswer{status: resp.StatusCode}
@@ -88,7 +144,7 @@ func (r *WitnessRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
 		}{io.MultiReader(bytes.NewReader(peek), resp.Body), resp.Body}
 		a.detail = answerDetail(peek)
 	}
-	r.record(call, a)
+	r.record(call, a, start)
 	return resp, nil
 }
 
@@ -106,11 +162,23 @@ func answerDetail(b []byte) string {
 	return strings.ToValidUTF8(line, "?")
 }
 
-func (r *WitnessRecorder) record(c witnessCall, a witnessAnswer) {
+func (r *WitnessRecorder) record(c witnessCall, a witnessAnswer, start time.Time) {
 	a.at = r.now()
 	r.mu.Lock()
 	r.last[c] = a
+	n, named := r.names[c]
+	m := r.metrics
 	r.mu.Unlock()
+	if named {
+		result := witnessCosigned
+		switch {
+		case a.status == 0:
+			result = witnessUnreachable
+		case a.status != http.StatusOK:
+			result = witnessRefused
+		}
+		m.witnessAnswer(n.log, n.witness, result, a.at.Sub(start))
+	}
 }
 
 // requestOrigin is the origin line of the checkpoint in a tlog-witness
@@ -137,12 +205,11 @@ func (r *WitnessRecorder) Report(origin string, p *policy.Policy) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, w := range p.Witnesses() {
-		u, err := url.Parse(w.URL)
+		u, err := addCheckpointURL(w.URL)
 		if err != nil {
 			continue
 		}
-		// Tessera asks <submission prefix>/add-checkpoint.
-		a, ok := r.last[witnessCall{url: u.JoinPath("/add-checkpoint").String(), origin: origin}]
+		a, ok := r.last[witnessCall{url: u, origin: origin}]
 		ago := now.Sub(a.at).Round(time.Second)
 		switch {
 		case !ok:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -43,6 +44,9 @@ type config struct {
 	STICTNoteKey       string        `yaml:"stict-note-key"`
 	STICTWitnessPolicy string        `yaml:"stict-witness-policy"`
 	MLDSACheckpoints   bool          `yaml:"mldsa-checkpoints"`
+	LogFormat          string        `yaml:"log-format"`
+	LogLevel           string        `yaml:"log-level"`
+	Pprof              string        `yaml:"pprof"`
 }
 
 func parseConfig(args []string) (*config, error) {
@@ -67,6 +71,9 @@ func parseConfig(args []string) (*config, error) {
 	fs.StringVar(&c.STICTNoteKey, "stict-note-key", "", "Ed25519 key that also signs each STI-CT checkpoint, for C2SP witnesses (default <data>/keys/stict-checkpoint.key)")
 	fs.BoolVar(&c.MLDSACheckpoints, "mldsa-checkpoints", false, "also sign each log's checkpoints with an ML-DSA-44 key (<checkpoint key>-mldsa.key, created on first use)")
 	fs.StringVar(&c.STICTWitnessPolicy, "stict-witness-policy", "", "C2SP tlog-policy for the STI-CT log's checkpoints, if not -witness-policy's")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "log format on stderr: text or json")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "least level logged: debug, info, warn or error")
+	fs.StringVar(&c.Pprof, "pprof", "", "serve net/http/pprof on this loopback address, such as 127.0.0.1:6060 (off if empty)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -132,6 +139,9 @@ func (c *config) applyFile(path string, fs *flag.FlagSet) error {
 	set("stict-key", &c.STICTKey, fromFile.STICTKey)
 	set("stict-note-key", &c.STICTNoteKey, fromFile.STICTNoteKey)
 	set("stict-witness-policy", &c.STICTWitnessPolicy, fromFile.STICTWitnessPolicy)
+	set("log-format", &c.LogFormat, fromFile.LogFormat)
+	set("log-level", &c.LogLevel, fromFile.LogLevel)
+	set("pprof", &c.Pprof, fromFile.Pprof)
 	if !given["witness-fail-open"] && fromFile.WitnessFailOpen {
 		c.WitnessFailOpen = true
 	}
@@ -164,7 +174,10 @@ func (c *config) complete() error {
 	if c.IssuedAtWindow <= 0 {
 		return fmt.Errorf("-iat-window must be positive")
 	}
-	return nil
+	if _, err := newLogHandler(io.Discard, c.LogFormat, c.LogLevel); err != nil {
+		return err
+	}
+	return checkPprofAddr(c.Pprof)
 }
 
 // minCheckpointInterval is each Tessera driver's.

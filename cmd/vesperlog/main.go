@@ -50,9 +50,16 @@ func main() {
 		fmt.Fprintln(os.Stderr, "vesperlog:", err)
 		os.Exit(2)
 	}
+	restoreStderr, err := setupLogging(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vesperlog:", err)
+		os.Exit(1)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, cfg); err != nil {
+	err = run(ctx, cfg)
+	restoreStderr()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "vesperlog:", err)
 		os.Exit(1)
 	}
@@ -66,6 +73,13 @@ func run(ctx context.Context, cfg *config) error {
 	defer ln.Close()
 	if cfg.PublicURL == "" {
 		cfg.PublicURL = "http://" + ln.Addr().String()
+	}
+	if cfg.Pprof != "" {
+		stopPprof, err := startPprof(cfg.Pprof)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
 	}
 	srv, err := newApp(ctx, cfg)
 	if err != nil {

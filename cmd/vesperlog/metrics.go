@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -14,6 +16,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	vlog "github.com/vesperlog/vesperlog/log"
+	"github.com/vesperlog/vesperlog/log/problem"
 )
 
 // metricsHandler bridges Tessera's OpenTelemetry metrics (appends,
@@ -70,3 +73,94 @@ func registerLogGauges(logs map[string]*vlog.Log) error {
 	}
 	return nil
 }
+
+// registerCheckpointAge adds each log's checkpoint age: seconds since this
+// process saw its published checkpoint change (or started).
+func registerCheckpointAge(w *checkpointWatch) error {
+	m := otel.Meter("github.com/vesperlog/vesperlog")
+	age, err := m.Float64ObservableGauge("vesperlog.log.checkpoint_age",
+		metric.WithDescription("Seconds since this process saw the log's published checkpoint change (or started)"), metric.WithUnit("s"))
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	_, err = m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		for _, l := range w.logs {
+			if cp, _, _, a, _ := l.snapshot(); cp != nil {
+				o.ObserveFloat64(age, a.Seconds(), metric.WithAttributes(attribute.String("log", l.name)))
+			}
+		}
+		return nil
+	}, age)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	return nil
+}
+
+// httpMetrics counts the answers of the logs' APIs, for error rates, and
+// the pushback among them: answers carrying Retry-After (503 overload, or
+// a 200 batch with overloaded entries).
+type httpMetrics struct {
+	requests metric.Int64Counter
+	pushback metric.Int64Counter
+	// prefixes maps each log's path prefix to its name: the log label
+	// comes from this fixed set, never from the request path itself.
+	prefixes map[string]string
+}
+
+func newHTTPMetrics(prefixes map[string]string) (*httpMetrics, error) {
+	m := otel.Meter("github.com/vesperlog/vesperlog")
+	requests, err := m.Int64Counter("vesperlog.http.requests",
+		metric.WithDescription("HTTP answers, by log (or \"other\") and status code"), metric.WithUnit("{request}"))
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	pushback, err := m.Int64Counter("vesperlog.pushback",
+		metric.WithDescription("Answers that asked the client to retry later (Retry-After): the log pushed back"), metric.WithUnit("{request}"))
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	return &httpMetrics{requests: requests, pushback: pushback, prefixes: prefixes}, nil
+}
+
+// wrap counts each answer of next, and gives each request the slot in
+// which the submission code notes its agent for the failure log line.
+func (h *httpMetrics) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(sw, r.WithContext(problem.WithAgentSlot(r.Context())))
+		log := "other"
+		for prefix, name := range h.prefixes {
+			if strings.HasPrefix(r.URL.Path, prefix+"/") {
+				log = name
+			}
+		}
+		attrs := metric.WithAttributes(attribute.String("log", log), attribute.String("code", strconv.Itoa(sw.status)))
+		h.requests.Add(r.Context(), 1, attrs)
+		if log != "other" && sw.Header().Get("Retry-After") != "" {
+			h.pushback.Add(r.Context(), 1, metric.WithAttributes(attribute.String("log", log)))
+		}
+	})
+}
+
+// statusWriter remembers the status a handler wrote.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the real writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/transparency-dev/tessera"
+	"go.opentelemetry.io/otel"
 	"golang.org/x/mod/sumdb/note"
 
 	vlog "github.com/vesperlog/vesperlog/log"
@@ -45,6 +46,11 @@ type app struct {
 	keys     *state.ReceiptKeys
 	agents   *state.Agents
 	stict    *stictLog // nil unless -stict-roots is set
+	// watch follows the logs' checkpoints (its goroutine runs from newApp
+	// to close); ready and httpm serve /readyz and count answers.
+	watch *checkpointWatch
+	ready *readiness
+	httpm *httpMetrics
 	// keyLock is a shared lock on the receipt key file, held from newApp
 	// to close, so that vesperlog keys rotate-receipt refuses to replace
 	// the key of a running server.
@@ -54,6 +60,10 @@ type app struct {
 func newApp(ctx context.Context, cfg *config) (_ *app, err error) {
 	// First, so that the log's instruments report to it.
 	metrics, err := metricsHandler()
+	if err != nil {
+		return nil, err
+	}
+	lm, err := vlog.NewMetrics(otel.Meter("github.com/vesperlog/vesperlog"))
 	if err != nil {
 		return nil, err
 	}
@@ -141,6 +151,7 @@ func newApp(ctx context.Context, cfg *config) (_ *app, err error) {
 		IssuedAtWindow:     cfg.IssuedAtWindow,
 		PublishTimeout:     cfg.PublishTimeout,
 		Policy:             vw.policy,
+		Metrics:            lm,
 	})
 	if err != nil {
 		return nil, err
@@ -148,13 +159,29 @@ func newApp(ctx context.Context, cfg *config) (_ *app, err error) {
 	l := svc.Log()
 	var sl *stictLog
 	logs := map[string]*vlog.Log{"vetting": l}
+	watched := []*watchedLog{{name: "vetting", log: l, policy: vw.policy}}
+	prefixes := map[string]string{vettingPrefix: "vetting"}
+	witnesses.Observe(lm, l.Origin(), "vetting", vw.policy)
 	if sk != nil {
-		if sl, err = openSTICT(ctx, cfg, be, sk, sw, witnesses, rs); err != nil {
+		if sl, err = openSTICT(ctx, cfg, be, sk, sw, witnesses, rs, lm); err != nil {
 			return nil, errors.Join(err, l.Close(ctx))
 		}
 		logs["stict"] = sl.log
+		watched = append(watched, &watchedLog{name: "stict", log: sl.log, policy: sl.policy})
+		prefixes[stictPrefix] = "stict"
+		witnesses.Observe(lm, sl.log.Origin(), "stict", sl.policy)
 	}
 	if err := registerLogGauges(logs); err != nil {
+		return nil, err
+	}
+	httpm, err := newHTTPMetrics(prefixes)
+	if err != nil {
+		return nil, err
+	}
+	// Last: nothing fails after the watcher starts, so close stops it.
+	watch := startCheckpointWatch(cfg.CheckpointInterval, watched)
+	if err := registerCheckpointAge(watch); err != nil {
+		watch.stop()
 		return nil, err
 	}
 	return &app{
@@ -170,6 +197,9 @@ func newApp(ctx context.Context, cfg *config) (_ *app, err error) {
 		agents:   agents,
 		service:  svc,
 		keyLock:  keyLock,
+		watch:    watch,
+		ready:    newReadiness(cfg, st, watch, witnesses),
+		httpm:    httpm,
 	}, nil
 }
 
@@ -387,10 +417,12 @@ func (s *app) handler() http.Handler {
 	})
 	mux.HandleFunc("POST /api/verify-vetted-info", s.handleVerifyVettedInfo)
 	mux.Handle("GET /metrics", s.metrics)
+	mux.HandleFunc("GET /healthz", handleHealthz)
+	mux.HandleFunc("GET /readyz", s.ready.handleReadyz)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, fmt.Errorf("%w: no %s %s here", problem.ErrNotFound, r.Method, r.URL.Path))
 	})
-	return mux
+	return s.httpm.wrap(mux)
 }
 
 // handleVerifyVettedInfo is draft-wendt-stir-vesper §7.2: it verifies a
@@ -516,6 +548,7 @@ func (s *app) announce(w io.Writer, addr string) {
 }
 
 func (s *app) close(ctx context.Context) error {
+	s.watch.stop()
 	err := s.vetting.Close(ctx)
 	if s.stict != nil {
 		err = errors.Join(err, s.stict.log.Close(ctx))

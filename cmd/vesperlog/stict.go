@@ -143,7 +143,7 @@ func checkpointOrigin(path string) (string, error) {
 }
 
 // openSTICT starts the STI-CT log.
-func openSTICT(ctx context.Context, cfg *config, be storage.Backend, k *stictKeys, w witnessing, rec *vlog.WitnessRecorder, rs *receipts.Signer) (*stictLog, error) {
+func openSTICT(ctx context.Context, cfg *config, be storage.Backend, k *stictKeys, w witnessing, rec *vlog.WitnessRecorder, rs *receipts.Signer, m *vlog.Metrics) (*stictLog, error) {
 	pemBytes, err := os.ReadFile(cfg.STICTRoots)
 	if err != nil {
 		return nil, fmt.Errorf("-stict-roots: %w", err)
@@ -164,6 +164,7 @@ func openSTICT(ctx context.Context, cfg *config, be storage.Backend, k *stictKey
 		WitnessRecorder:    rec,
 		PublishTimeout:     cfg.PublishTimeout,
 		Policy:             w.policy,
+		Metrics:            m,
 	})
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@
 package problem
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"sync"
 )
 
 // Error classes of vesperlog's HTTP APIs. Wrap one of them with detail; the
@@ -33,21 +35,37 @@ var (
 )
 
 // problems maps each class to its status and RFC 9457 title.
+// The class is a short fixed name, for metric labels.
 var problems = []struct {
 	err    error
 	status int
+	class  string
 	title  string
 }{
-	{ErrBadRequest, http.StatusBadRequest, "The request is malformed"},
-	{ErrUnauthorized, http.StatusUnauthorized, "The request's credentials do not verify"},
-	{ErrForbidden, http.StatusForbidden, "The signer is not authorized"},
-	{ErrNotFound, http.StatusNotFound, "Not found"},
-	{ErrConflict, http.StatusConflict, "The request conflicts with what is logged"},
-	{ErrTooLarge, http.StatusRequestEntityTooLarge, "The request is too large"},
-	{ErrMediaType, http.StatusUnsupportedMediaType, "The content type is not accepted"},
-	{ErrUnverifiable, http.StatusUnprocessableEntity, "The evidence does not verify"},
-	{ErrUpstream, http.StatusBadGateway, "A service this one depends on failed; retry later"},
-	{ErrOverloaded, http.StatusServiceUnavailable, "The log is overloaded; retry later"},
+	{ErrBadRequest, http.StatusBadRequest, "bad_request", "The request is malformed"},
+	{ErrUnauthorized, http.StatusUnauthorized, "unauthorized", "The request's credentials do not verify"},
+	{ErrForbidden, http.StatusForbidden, "forbidden", "The signer is not authorized"},
+	{ErrNotFound, http.StatusNotFound, "not_found", "Not found"},
+	{ErrConflict, http.StatusConflict, "conflict", "The request conflicts with what is logged"},
+	{ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large", "The request is too large"},
+	{ErrMediaType, http.StatusUnsupportedMediaType, "media_type", "The content type is not accepted"},
+	{ErrUnverifiable, http.StatusUnprocessableEntity, "unverifiable", "The evidence does not verify"},
+	{ErrUpstream, http.StatusBadGateway, "upstream", "A service this one depends on failed; retry later"},
+	{ErrOverloaded, http.StatusServiceUnavailable, "overloaded", "The log is overloaded; retry later"},
+}
+
+// ClassInternal is Class's name for an error of no class.
+const ClassInternal = "internal"
+
+// Class is the short name of err's class (bad_request, overloaded, ...),
+// or ClassInternal: a bounded set, fit for a metric label.
+func Class(err error) string {
+	for _, p := range problems {
+		if errors.Is(err, p.err) {
+			return p.class
+		}
+	}
+	return ClassInternal
 }
 
 // RetryAfter is the Retry-After value, in seconds, sent with ErrOverloaded.
@@ -72,13 +90,94 @@ func For(err error) Details {
 	return Details{Type: "about:blank", Title: "Internal server error", Status: http.StatusInternalServerError}
 }
 
-// Write answers a request with the problem err belongs to.
+// Write answers a request with the problem err belongs to, and logs the
+// failure (Log).
 func Write(w http.ResponseWriter, r *http.Request, err error) {
 	p := For(err)
 	if p.Status == http.StatusInternalServerError {
-		slog.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		// The detail is not sent; the log line is where it is kept.
+		Log(r, p, "err", err)
+	} else {
+		Log(r, p)
 	}
 	WriteDetails(w, p)
+}
+
+// Log writes the one log line of a failed request, or of a failed entry
+// of a batch (attrs then name it, "entry", i): method, path, status,
+// problem title and detail, and the agent if NoteAgent named one. Server
+// errors log at error level, overload and upstream failures at warning,
+// the client's mistakes at info.
+func Log(r *http.Request, p Details, attrs ...any) {
+	level := slog.LevelInfo
+	switch {
+	case p.Status == http.StatusInternalServerError:
+		level = slog.LevelError
+	case p.Status >= 500:
+		level = slog.LevelWarn
+	}
+	ctx := r.Context()
+	a := []any{"method", r.Method, "path", r.URL.Path, "status", p.Status, "title", p.Title}
+	if p.Detail != "" {
+		a = append(a, "detail", p.Detail)
+	}
+	if agent := agentOf(ctx); agent != "" && !hasKey(attrs, "agent") {
+		a = append(a, "agent", agent)
+	}
+	slog.Log(ctx, level, "request failed", append(a, attrs...)...)
+}
+
+func hasKey(attrs []any, key string) bool {
+	for i := 0; i < len(attrs); i += 2 {
+		if attrs[i] == key {
+			return true
+		}
+	}
+	return false
+}
+
+// requestAgent holds the agent a request came from, once known; the server
+// installs it (WithAgentSlot) and the submission code fills it (NoteAgent).
+type requestAgent struct {
+	mu   sync.Mutex // guards name: batch statements are checked in parallel
+	name string
+}
+
+type agentKey struct{}
+
+// WithAgentSlot returns a context in which NoteAgent records the agent a
+// request came from, for its failure log line.
+func WithAgentSlot(ctx context.Context) context.Context {
+	return context.WithValue(ctx, agentKey{}, &requestAgent{})
+}
+
+// NoteAgent records that the request of ctx came from the registered agent
+// name (several agents in one batch are "several"). Without WithAgentSlot
+// it does nothing.
+func NoteAgent(ctx context.Context, name string) {
+	ra, ok := ctx.Value(agentKey{}).(*requestAgent)
+	if !ok || name == "" {
+		return
+	}
+	ra.mu.Lock()
+	defer ra.mu.Unlock()
+	switch ra.name {
+	case "":
+		ra.name = name
+	case name:
+	default:
+		ra.name = "several"
+	}
+}
+
+func agentOf(ctx context.Context) string {
+	ra, ok := ctx.Value(agentKey{}).(*requestAgent)
+	if !ok {
+		return ""
+	}
+	ra.mu.Lock()
+	defer ra.mu.Unlock()
+	return ra.name
 }
 
 // WriteDetails writes p as application/problem+json.

@@ -274,3 +274,14 @@ func (p *Policy) explain(cosigned, sat []bool) string {
 	}
 	return fmt.Sprintf("quorum %q: %s", p.name(p.quorum), strings.Join(parts, "; "))
 }
+
+// QuorumMet reports whether cosignatures from the named witnesses would
+// satisfy the quorum (the quorum "none" always is): for a server that
+// knows which witnesses answered, not which signatures verify.
+func (p *Policy) QuorumMet(witnesses []string) bool {
+	cosigned := make([]bool, len(p.witnesses))
+	for i, w := range p.witnesses {
+		cosigned[i] = slices.Contains(witnesses, w.Name)
+	}
+	return p.satisfied(p.quorum, cosigned, p.evaluate(cosigned))
+}

@@ -53,14 +53,16 @@ func (s *Service) handleV1(mux *http.ServeMux, v1 string) {
 
 func (s *Service) handleAdd(precert bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		body, err := problem.ReadBody(w, r, "application/json", maxChainBody)
-		if err != nil {
-			problem.Write(w, r, err)
-			return
-		}
 		var req ct.AddChainRequest
-		if err := strictJSON(body, &req); err != nil {
-			problem.Write(w, r, fmt.Errorf("%w: body is not {\"chain\": [base64 DER, ...]}: %v", problem.ErrBadRequest, err))
+		body, err := problem.ReadBody(w, r, "application/json", maxChainBody)
+		if err == nil {
+			if err = strictJSON(body, &req); err != nil {
+				err = fmt.Errorf("%w: body is not {\"chain\": [base64 DER, ...]}: %v", problem.ErrBadRequest, err)
+			}
+		}
+		if err != nil {
+			s.cfg.Metrics.Submission(r.Context(), Name, problem.Class(err), "")
+			problem.Write(w, r, err)
 			return
 		}
 		added, err := s.Add(r.Context(), req.Chain, precert)

@@ -35,6 +35,8 @@ type OpenConfig struct {
 	// PublishTimeout and Policy are Config's.
 	PublishTimeout time.Duration
 	Policy         *policy.Policy
+	// Metrics is Config's.
+	Metrics *vlog.Metrics
 }
 
 // Name is the STI-CT log's name in its storage backend.
@@ -78,6 +80,7 @@ func Open(ctx context.Context, c OpenConfig) (*Service, error) {
 		Receipts:       c.Receipts,
 		PublishTimeout: c.PublishTimeout,
 		Policy:         c.Policy,
+		Metrics:        c.Metrics,
 	}), nil
 }
 

@@ -46,6 +46,8 @@ type Config struct {
 	// Policy, if set, is what receipts' checkpoints must meet (see the
 	// vetting server's).
 	Policy *policy.Policy
+	// Metrics, if set, counts submissions and times SCTs.
+	Metrics *vlog.Metrics
 }
 
 // Service is the STI-CT log's API. It is safe for concurrent use.
@@ -75,6 +77,23 @@ type Added struct {
 // it logged, and returns its SCT once a published checkpoint covers it.
 // Refused chains are problem.ErrBadRequest and change nothing.
 func (s *Service) Add(ctx context.Context, chain [][]byte, precert bool) (*Added, error) {
+	start := time.Now()
+	a, err := s.add(ctx, chain, precert)
+	switch {
+	case err != nil:
+		s.cfg.Metrics.Submission(ctx, Name, problem.Class(err), "")
+	case a.Duplicate:
+		s.cfg.Metrics.Submission(ctx, Name, vlog.OutcomeDuplicate, "")
+	default:
+		s.cfg.Metrics.Submission(ctx, Name, vlog.OutcomeAccepted, "")
+	}
+	if err == nil {
+		s.cfg.Metrics.ReceiptLatency(ctx, Name, time.Since(start))
+	}
+	return a, err
+}
+
+func (s *Service) add(ctx context.Context, chain [][]byte, precert bool) (*Added, error) {
 	now := s.cfg.Now()
 	v, err := stict.ValidateChain(chain, s.cfg.Roots, now, precert)
 	if err != nil {

@@ -30,6 +30,7 @@ func (s *Service) Handle(mux *http.ServeMux, prefix string) {
 func (s *Service) handleAdd(w http.ResponseWriter, r *http.Request) {
 	body, err := problem.ReadBody(w, r, "application/jose", maxAddBody)
 	if err != nil {
+		s.cfg.Metrics.Submission(r.Context(), Name, problem.Class(err), "")
 		problem.Write(w, r, err)
 		return
 	}
@@ -42,14 +43,16 @@ func (s *Service) handleAdd(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) handleAddBatch(w http.ResponseWriter, r *http.Request) {
-	body, err := problem.ReadBody(w, r, "application/json", maxBatchBody)
-	if err != nil {
-		problem.Write(w, r, err)
-		return
-	}
 	var req vetting.BatchRequest
-	if err := json.Unmarshal(body, &req); err != nil {
-		problem.Write(w, r, fmt.Errorf("%w: body is not {\"statements\": [...]}: %v", problem.ErrBadRequest, err))
+	body, err := problem.ReadBody(w, r, "application/json", maxBatchBody)
+	if err == nil {
+		if err = json.Unmarshal(body, &req); err != nil {
+			err = fmt.Errorf("%w: body is not {\"statements\": [...]}: %v", problem.ErrBadRequest, err)
+		}
+	}
+	if err != nil {
+		s.cfg.Metrics.Submission(r.Context(), Name, problem.Class(err), "")
+		problem.Write(w, r, err)
 		return
 	}
 	res, err := s.Submit(r.Context(), req.Statements)
@@ -64,6 +67,7 @@ func (s *Service) handleAddBatch(w http.ResponseWriter, r *http.Request) {
 		if x.Err != nil {
 			p := problem.For(x.Err)
 			out.Entries[i] = vetting.AddResponse{Problem: &p}
+			problem.Log(r, p, "entry", i, "agent", x.Agent)
 			failed++
 			overloaded = overloaded || p.Status == http.StatusServiceUnavailable
 		}
@@ -71,6 +75,7 @@ func (s *Service) handleAddBatch(w http.ResponseWriter, r *http.Request) {
 	// A batch in which nothing succeeded, for one reason, is that
 	// problem: a client that checks only the status must not see 200.
 	if failed == len(res) && sameStatus(out.Entries) {
+		problem.Log(r, *out.Entries[0].Problem, "entries", failed)
 		problem.WriteDetails(w, *out.Entries[0].Problem)
 		return
 	}

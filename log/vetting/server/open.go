@@ -38,6 +38,8 @@ type OpenConfig struct {
 	IssuedAtWindow time.Duration
 	PublishTimeout time.Duration
 	Policy         *policy.Policy
+	// Metrics is Config's.
+	Metrics *vlog.Metrics
 }
 
 // Open starts the vetting log stored in c.Storage as Name: its tiles, and
@@ -71,6 +73,7 @@ func Open(ctx context.Context, c OpenConfig) (*Service, error) {
 		IssuedAtWindow: c.IssuedAtWindow,
 		PublishTimeout: c.PublishTimeout,
 		Policy:         c.Policy,
+		Metrics:        c.Metrics,
 	}), nil
 }
 

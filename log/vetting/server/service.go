@@ -42,6 +42,8 @@ type Config struct {
 	// publishes without its quorum (witness-fail-open) then answers 503
 	// rather than hand out receipts its verifiers would refuse.
 	Policy *policy.Policy
+	// Metrics, if set, counts submissions and times receipts.
+	Metrics *vlog.Metrics
 }
 
 // Service is the vetting log's write side. It is safe for concurrent use.
@@ -69,13 +71,18 @@ type Result struct {
 	Duplicate bool   // the agent had logged this digest before
 	Receipt   string // compact JWS
 	Err       error  // set only in batch results, for a statement that failed after validation
+	Agent     string // the registered name of the agent that signed the statement
 }
 
 // Submit checks statements, appends their leaves and returns one Result per
 // statement, in order, once a published checkpoint covers them all. If any
 // statement fails its checks, Submit returns an error naming it and appends
 // nothing.
-func (s *Service) Submit(ctx context.Context, statements []string) ([]Result, error) {
+func (s *Service) Submit(ctx context.Context, statements []string) (_ []Result, err error) {
+	start := time.Now()
+	names := make([]string, min(len(statements), MaxBatch+1))
+	var results []Result
+	defer func() { s.record(ctx, start, names, results, err) }()
 	if len(statements) == 0 {
 		return nil, fmt.Errorf("%w: no statements", problem.ErrBadRequest)
 	}
@@ -89,7 +96,9 @@ func (s *Service) Submit(ctx context.Context, statements []string) ([]Result, er
 	errs := make([]error, len(statements))
 	// Signature checks dominate; spread them over the cores.
 	parallel(len(statements), func(i int) {
-		leaf, err := s.check(agents, statements[i], now)
+		leaf, name, err := s.check(agents, statements[i], now)
+		names[i] = name
+		problem.NoteAgent(ctx, name)
 		if err == nil {
 			leaves[i], err = leaf.MarshalBinary()
 			subjects[i] = leaf.Subject
@@ -104,7 +113,7 @@ func (s *Service) Submit(ctx context.Context, statements []string) ([]Result, er
 		}
 	}
 
-	results := make([]Result, len(statements))
+	results = make([]Result, len(statements))
 	actx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -118,7 +127,7 @@ func (s *Service) Submit(ctx context.Context, statements []string) ([]Result, er
 				// not have met the quorum. A retry returns the entry.
 				err = s.cfg.Log.NotPublished(s.cfg.Policy, s.cfg.PublishTimeout, "receipt")
 			}
-			results[i] = Result{Index: idx, Duplicate: dup, Err: err}
+			results[i] = Result{Index: idx, Duplicate: dup, Err: err, Agent: names[i]}
 		}()
 	}
 	wg.Wait()
@@ -151,6 +160,38 @@ func (s *Service) Submit(ctx context.Context, statements []string) ([]Result, er
 	return results, nil
 }
 
+// record counts the statements of one Submit by outcome and agent, and
+// times the receipts it issued. A request refused whole counts each of its
+// statements as refused for the request's reason.
+func (s *Service) record(ctx context.Context, start time.Time, names []string, results []Result, err error) {
+	m := s.cfg.Metrics
+	if m == nil {
+		return
+	}
+	if err != nil {
+		if len(names) > MaxBatch {
+			names = names[:1] // a batch too large to read counts once
+		}
+		for _, name := range names {
+			m.Submission(ctx, Name, problem.Class(err), name)
+		}
+		return
+	}
+	took := time.Since(start)
+	for _, r := range results {
+		switch {
+		case r.Err != nil:
+			m.Submission(ctx, Name, problem.Class(r.Err), r.Agent)
+			continue
+		case r.Duplicate:
+			m.Submission(ctx, Name, vlog.OutcomeDuplicate, r.Agent)
+		default:
+			m.Submission(ctx, Name, vlog.OutcomeAccepted, r.Agent)
+		}
+		m.ReceiptLatency(ctx, Name, took)
+	}
+}
+
 // parallel runs f(0) … f(n-1) on as many goroutines as there are cores.
 func parallel(n int, f func(i int)) {
 	workers := min(n, runtime.GOMAXPROCS(0))
@@ -168,22 +209,24 @@ func parallel(n int, f func(i int)) {
 	wg.Wait()
 }
 
-// check turns a statement into a leaf, or says why it is refused.
-func (s *Service) check(agents *vetting.Agents, compact string, now time.Time) (*vetting.Leaf, error) {
+// check turns a statement into a leaf, or says why it is refused. It
+// returns the registered name of the agent, once known, for metrics and
+// logs: a name from the registry, never from the request.
+func (s *Service) check(agents *vetting.Agents, compact string, now time.Time) (*vetting.Leaf, string, error) {
 	st, sig, err := vetting.ParseStatement(compact)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", problem.ErrBadRequest, err)
+		return nil, "", fmt.Errorf("%w: %v", problem.ErrBadRequest, err)
 	}
 	agent, err := agents.Lookup(st.AgentKey)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v; register the agent's public key with the log operator", problem.ErrForbidden, err)
+		return nil, "", fmt.Errorf("%w: %v; register the agent's public key with the log operator", problem.ErrForbidden, err)
 	}
 	if err := st.Verify(&agent.Key, sig); err != nil {
-		return nil, fmt.Errorf("%w: agent %q: %v", problem.ErrUnauthorized, agent.Name, err)
+		return nil, agent.Name, fmt.Errorf("%w: agent %q: %v", problem.ErrUnauthorized, agent.Name, err)
 	}
 	iat := time.Unix(int64(st.IssuedAt), 0)
 	if d := now.Sub(iat); d > s.cfg.IssuedAtWindow || d < -s.cfg.IssuedAtWindow {
-		return nil, fmt.Errorf("%w: iat %s is %s from the log's clock %s; the window is ±%s",
+		return nil, agent.Name, fmt.Errorf("%w: iat %s is %s from the log's clock %s; the window is ±%s",
 			problem.ErrBadRequest, iat.UTC().Format(time.RFC3339), d.Round(time.Second), now.UTC().Format(time.RFC3339), s.cfg.IssuedAtWindow)
 	}
 	leaf := &vetting.Leaf{
@@ -195,7 +238,7 @@ func (s *Service) check(agents *vetting.Agents, compact string, now time.Time) (
 		Subject:   st.Subject,
 	}
 	copy(leaf.Signature[:], sig)
-	return leaf, nil
+	return leaf, agent.Name, nil
 }
 
 // sameSubject refuses a resubmission whose subject differs from the one
