@@ -74,23 +74,40 @@ func registerLogGauges(logs map[string]*vlog.Log) error {
 	return nil
 }
 
-// registerCheckpointAge adds each log's checkpoint age: seconds since this
-// process saw its published checkpoint change (or started).
-func registerCheckpointAge(w *checkpointWatch) error {
+// registerHealthGauges adds each log's checkpoint age (seconds since this
+// process saw its published checkpoint change, or started) and, for a log
+// with a witness quorum, whether the quorum was met recently (as /readyz
+// judges it).
+func registerHealthGauges(r *readiness) error {
 	m := otel.Meter("github.com/vesperlog/vesperlog")
 	age, err := m.Float64ObservableGauge("vesperlog.log.checkpoint_age",
 		metric.WithDescription("Seconds since this process saw the log's published checkpoint change (or started)"), metric.WithUnit("s"))
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
+	quorum, err := m.Int64ObservableGauge("vesperlog.log.quorum_met",
+		metric.WithDescription("1 if the log's witness quorum cosigned recently, else 0 (logs with a witness quorum only)"))
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
 	_, err = m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
-		for _, l := range w.logs {
-			if cp, _, _, a, _ := l.snapshot(); cp != nil {
-				o.ObserveFloat64(age, a.Seconds(), metric.WithAttributes(attribute.String("log", l.name)))
+		for _, l := range r.watch.logs {
+			cp, _, _, a, _ := l.snapshot()
+			if cp == nil {
+				continue
+			}
+			attrs := metric.WithAttributes(attribute.String("log", l.name))
+			o.ObserveFloat64(age, a.Seconds(), attrs)
+			if p := l.policy; p != nil && len(p.Witnesses()) > 0 && !p.QuorumMet(nil) {
+				met := int64(0)
+				if r.quorum(l, cp) == "" {
+					met = 1
+				}
+				o.ObserveInt64(quorum, met, attrs)
 			}
 		}
 		return nil
-	}, age)
+	}, age, quorum)
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
@@ -119,6 +136,10 @@ func newHTTPMetrics(prefixes map[string]string) (*httpMetrics, error) {
 		metric.WithDescription("Answers that asked the client to retry later (Retry-After): the log pushed back"), metric.WithUnit("{request}"))
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	// From zero, so that a rate is defined before the first pushback.
+	for _, name := range prefixes {
+		pushback.Add(context.Background(), 0, metric.WithAttributes(attribute.String("log", name)))
 	}
 	return &httpMetrics{requests: requests, pushback: pushback, prefixes: prefixes}, nil
 }

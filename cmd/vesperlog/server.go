@@ -180,7 +180,8 @@ func newApp(ctx context.Context, cfg *config) (_ *app, err error) {
 	}
 	// Last: nothing fails after the watcher starts, so close stops it.
 	watch := startCheckpointWatch(cfg.CheckpointInterval, watched)
-	if err := registerCheckpointAge(watch); err != nil {
+	ready := newReadiness(cfg, st, watch, witnesses)
+	if err := registerHealthGauges(ready); err != nil {
 		watch.stop()
 		return nil, err
 	}
@@ -198,7 +199,7 @@ func newApp(ctx context.Context, cfg *config) (_ *app, err error) {
 		service:  svc,
 		keyLock:  keyLock,
 		watch:    watch,
-		ready:    newReadiness(cfg, st, watch, witnesses),
+		ready:    ready,
 		httpm:    httpm,
 	}, nil
 }
