@@ -172,6 +172,10 @@ func TestPprof(t *testing.T) {
 		t.Errorf("pprof on the public listener: %d", code)
 	}
 	srv.stop(t)
+	// Start-up noise: Badger and Tessera chatter only at debug.
+	if s := srv.stderr.String(); strings.Contains(s, "badger") || strings.Contains(s, "lib=") {
+		t.Errorf("library chatter at the default level:\n%s", s)
+	}
 
 	out := runVesper(t, server, dir, 2, "-data", "data", "-pprof", "0.0.0.0:6060")
 	if !strings.Contains(out, "loopback") {
@@ -325,4 +329,42 @@ func metricValue(scrape, name string, labels ...string) (float64, bool) {
 		}
 	}
 	return 0, false
+}
+
+// TestSTICTMetrics: STI-CT submissions are counted by outcome (accepted,
+// duplicate, and a refused chain under its problem class) and timed to
+// their SCT, labelled log="stict".
+func TestSTICTMetrics(t *testing.T) {
+	bin, _ := binaries(t)
+	dir := t.TempDir()
+	p := stictPKI(t, dir)
+	srv, _ := startSTICT(t, bin, dir)
+	v1 := srv.url + "/stict/v1/"
+	addChain(t, v1, p.Chain(p.TN), false)
+	addChain(t, v1, p.Chain(p.TN), false)
+	body, _ := json.Marshal(map[string][][]byte{"chain": p.Chain(p.Untrusted)})
+	if resp, b := httpDo(t, "POST", v1+"add-chain", "application/json", body); resp.StatusCode != 400 {
+		t.Fatalf("untrusted chain: %d %s", resp.StatusCode, b)
+	}
+	m := scrape(t, srv.url)
+	for _, c := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"vesperlog_submissions_total", []string{`log="stict"`, `outcome="accepted"`}, 1},
+		{"vesperlog_submissions_total", []string{`log="stict"`, `outcome="duplicate"`}, 1},
+		{"vesperlog_submissions_total", []string{`log="stict"`, `outcome="bad_request"`}, 1},
+		{"vesperlog_receipt_latency_seconds_count", []string{`log="stict"`}, 2},
+		{"vesperlog_http_requests_total", []string{`log="stict"`, `code="400"`}, 1},
+		{"vesperlog_log_published_size", []string{`log="stict"`}, 1},
+		{"vesperlog_pushback_total", []string{`log="stict"`}, 0},
+	} {
+		if got, ok := metricValue(m, c.name, c.labels...); !ok || got != c.want {
+			t.Errorf("%s%v = %v (found %v), want %v", c.name, c.labels, got, ok, c.want)
+		}
+	}
+	if _, ok := metricValue(m, "vesperlog_log_quorum_met", `log="stict"`); ok {
+		t.Error("quorum_met exported for a log without witnesses")
+	}
 }
