@@ -89,9 +89,36 @@ func run(ctx context.Context, cfg *config) error {
 		return fmt.Errorf("serving: %w", err)
 	case <-ctx.Done():
 	}
-	slog.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// A second signal stops at once. Entries accepted but not yet
+	// published are sequenced and durable: they stay in the log and are
+	// published after the next start.
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(again)
+	pending := srv.pending(context.Background())
+	if pending != "" {
+		slog.Info("shutting down: waiting up to "+shutdownTimeout.String()+" for accepted entries to be published (signal again to stop at once)", "pending", pending)
+	} else {
+		slog.Info("shutting down")
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	herr := hs.Shutdown(sctx)
-	return errors.Join(herr, srv.close(sctx))
+	done := make(chan error, 1)
+	go func() { done <- errors.Join(hs.Shutdown(sctx), srv.close(sctx)) }()
+	select {
+	case err := <-done:
+		if err != nil && sctx.Err() != nil && pending != "" {
+			return fmt.Errorf("stopped after %s without publishing %s; they stay in the log and are published after the next start", shutdownTimeout, pending)
+		}
+		return err
+	case <-again:
+		if pending == "" {
+			return errors.New("stopped at once")
+		}
+		return fmt.Errorf("stopped at once without publishing %s; they stay in the log and are published after the next start", pending)
+	}
 }
+
+// shutdownTimeout bounds how long a stop waits for accepted entries to be
+// published.
+const shutdownTimeout = 30 * time.Second

@@ -515,6 +515,28 @@ func (s *app) announce(w io.Writer, addr string) {
 	}
 }
 
+// pending says what a stop waits for: each log's entries accepted but not
+// yet published, and how its witnesses last answered; "" if nothing.
+func (s *app) pending(ctx context.Context) string {
+	names, logs := []string{"vetting"}, []*vlog.Log{s.vetting}
+	if s.stict != nil {
+		names, logs = append(names, "STI-CT"), append(logs, s.stict.log)
+	}
+	var parts []string
+	for i, l := range logs {
+		n, err := l.Pending(ctx)
+		if err != nil || n == 0 {
+			continue
+		}
+		p := fmt.Sprintf("%d entries of the %s log", n, names[i])
+		if r := l.WitnessReport(); r != "" {
+			p += " (" + r + ")"
+		}
+		parts = append(parts, p)
+	}
+	return strings.Join(parts, "; ")
+}
+
 func (s *app) close(ctx context.Context) error {
 	err := s.vetting.Close(ctx)
 	if s.stict != nil {

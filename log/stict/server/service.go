@@ -275,7 +275,7 @@ func (s *Service) Receipt(ctx context.Context, index uint64) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := vlog.MeetsPolicy(s.cfg.Policy, cp); err != nil {
+	if err := s.cfg.Log.MeetsPolicy(s.cfg.Policy, cp); err != nil {
 		return "", err
 	}
 	p, err := s.cfg.Log.Prover(ctx, size)
