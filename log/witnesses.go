@@ -128,29 +128,57 @@ func requestOrigin(body []byte) string {
 	return ""
 }
 
+// WitnessAnswer is a witness's last answer about one log, as the
+// recorder saw it.
+type WitnessAnswer struct {
+	Witness policy.Witness
+	Asked   bool      // false until the witness was first asked about the log
+	At      time.Time // when the answer (or the failure to get one) came
+	Status  int       // HTTP status; 0 when no answer came
+	Detail  string    // the witness's reason when it refused, or why no answer came
+}
+
+// OK says whether the answer was a cosignature.
+func (a WitnessAnswer) OK() bool { return a.Asked && a.Status == http.StatusOK }
+
+// Answers returns, for each witness of p in its order, its last answer
+// about origin (a status page shows them).
+func (r *WitnessRecorder) Answers(origin string, p *policy.Policy) []WitnessAnswer {
+	var out []WitnessAnswer
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, w := range p.Witnesses() {
+		wa := WitnessAnswer{Witness: w}
+		if u, err := url.Parse(w.URL); err == nil {
+			// Tessera asks <submission prefix>/add-checkpoint.
+			if a, ok := r.last[witnessCall{url: u.JoinPath("/add-checkpoint").String(), origin: origin}]; ok {
+				wa.Asked, wa.At, wa.Status, wa.Detail = true, a.at, a.status, a.detail
+			}
+		}
+		out = append(out, wa)
+	}
+	return out
+}
+
 // Report says, for each witness of p, how its last answer about origin
 // went wrong: refused, with the status and the witness's reason, or not
 // answered; "" when every witness's last answer was a cosignature.
 func (r *WitnessRecorder) Report(origin string, p *policy.Policy) string {
 	var parts []string
 	now := r.now()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, w := range p.Witnesses() {
-		u, err := url.Parse(w.URL)
-		if err != nil {
+	for _, a := range r.Answers(origin, p) {
+		w := a.Witness
+		if _, err := url.Parse(w.URL); err != nil {
 			continue
 		}
-		// Tessera asks <submission prefix>/add-checkpoint.
-		a, ok := r.last[witnessCall{url: u.JoinPath("/add-checkpoint").String(), origin: origin}]
-		ago := now.Sub(a.at).Round(time.Second)
+		ago := now.Sub(a.At).Round(time.Second)
 		switch {
-		case !ok:
+		case !a.Asked:
 			parts = append(parts, fmt.Sprintf("witness %s (%s) has not answered yet", w.Name, w.URL))
-		case a.status == 0:
-			parts = append(parts, fmt.Sprintf("witness %s (%s) did not answer %s ago: %s", w.Name, w.URL, ago, a.detail))
-		case a.status != http.StatusOK:
-			parts = append(parts, fmt.Sprintf("witness %s (%s) refused %s ago: %d %s: %q", w.Name, w.URL, ago, a.status, http.StatusText(a.status), a.detail))
+		case a.Status == 0:
+			parts = append(parts, fmt.Sprintf("witness %s (%s) did not answer %s ago: %s", w.Name, w.URL, ago, a.Detail))
+		case a.Status != http.StatusOK:
+			parts = append(parts, fmt.Sprintf("witness %s (%s) refused %s ago: %d %s: %q", w.Name, w.URL, ago, a.Status, http.StatusText(a.Status), a.Detail))
 		}
 	}
 	return strings.Join(parts, "; ")
