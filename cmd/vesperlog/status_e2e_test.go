@@ -306,3 +306,42 @@ func TestStatusPageBrowser(t *testing.T) {
 		t.Errorf("the page ran a script: %d dialogs", n)
 	}
 }
+
+// TestStatusPageWitnesses: with a 2-of-3 witness policy and w3 down, the
+// page shows w1 and w2 cosigning the current checkpoint, and w3 not
+// answering, with the reason. Tessera asks the witnesses when the tree
+// grows, so the test logs an entry.
+func TestStatusPageWitnesses(t *testing.T) {
+	bin, cli := binaries(t)
+	wbin := witnessBinary(t)
+	dir := t.TempDir()
+	first := startServer(t, bin, dir)
+	first.stop(t)
+	urls, _, procs := startWitnesses(t, wbin, dir, first.vkey, "ed25519", "ed25519", "ed25519")
+	stopProcess(t, procs[2])
+	srv := startServer(t, bin, dir, "-witness-policy", "witnesses.policy")
+	s := &statusLogs{srv: srv}
+	runVesper(t, cli, dir, 0, "keygen", "agent", "-out", "va.jwk")
+	runVesper(t, cli, dir, 0, "agents", "add", "-agents", "data/agents.json", "-name", "va", "-key", "va.pub.jwk")
+	waitAgents(t, srv.url, "va")
+	runVesper(t, cli, dir, 0, "submit", "-server", srv.url, "-key", "va.jwk", "-digest", strings.Repeat("A", 42)+"E")
+
+	eventually(t, 20*time.Second, "the page's witness rows", func() (bool, string) {
+		code, body := s.get(t, nil)
+		rows := body[strings.Index(body, "<caption>"):]
+		for _, want := range []string{
+			"w1<br><code>" + urls[0] + "</code></th><td class=\"ok\">cosigned</td>",
+			"w2<br><code>" + urls[1] + "</code></th><td class=\"ok\">cosigned</td>",
+			"w3<br><code>" + urls[2] + "</code></th><td class=\"bad\">no answer</td>",
+			"connection refused",
+			"yes, at ",
+			"Witness quorum</dt><dd>g</dd>",
+		} {
+			if code != 200 || !strings.Contains(body, want) {
+				return false, fmt.Sprintf("%d, lacks %q in %.2000s", code, want, rows)
+			}
+		}
+		// w3 has not cosigned the current checkpoint; w1 and w2 have.
+		return strings.Count(rows, "yes, at ") == 2, rows
+	})
+}
