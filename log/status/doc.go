@@ -12,4 +12,9 @@
 // latest TNScanEntries STI-CT entries, one at a time (there is no
 // telephone-number index; the page says how far it searched). The page
 // is server-side code: verifiers never import it.
+//
+// The package's tests check what the page shows and how much it reads
+// against an in-memory log; TestStatusPageHTTP and TestStatusPageBrowser
+// (cmd/vesperlog) check it on the real binary, the latter in headless
+// Chromium.
 package status

@@ -11,6 +11,7 @@ import (
 
 	"github.com/vesperlog/vesperlog/log/problem"
 	"github.com/vesperlog/vesperlog/log/stict"
+	"github.com/vesperlog/vesperlog/log/vetting"
 )
 
 // Search kinds: the form's kind parameter.
@@ -134,7 +135,10 @@ func (p *Page) searchDigest(ctx context.Context, q string) (*searchView, error) 
 		return res, nil
 	}
 	agents := p.cfg.Agents()
-	list := agents.List()
+	var list []*vetting.Agent
+	if agents != nil {
+		list = agents.List()
+	}
 	if len(list) > maxAgentLookups {
 		res.Note = fmt.Sprintf("Searched the first %d of %d registered agents, by name.", maxAgentLookups, len(list))
 		list = list[:maxAgentLookups]
