@@ -132,45 +132,70 @@ func requestOrigin(body []byte) string {
 	return ""
 }
 
+// WitnessAnswer is a witness's last answer about one log, as the
+// recorder saw it.
+type WitnessAnswer struct {
+	Witness policy.Witness
+	Asked   bool      // false until the witness was first asked about the log
+	At      time.Time // when the answer (or the failure to get one) came
+	Status  int       // HTTP status; 0 when no answer came
+	Detail  string    // the witness's reason when it refused, or why no answer came
+}
+
+// OK says whether the answer was a cosignature.
+func (a WitnessAnswer) OK() bool { return a.Asked && a.Status == http.StatusOK }
+
+// Answers returns, for each witness of p in its order, its last answer
+// about origin (a status page shows them). With p nil, it returns the
+// answers of every witness asked about origin, by URL, without names.
+func (r *WitnessRecorder) Answers(origin string, p *policy.Policy) []WitnessAnswer {
+	var ws []policy.Witness
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if p != nil {
+		ws = p.Witnesses()
+	} else {
+		for c := range r.last {
+			if c.origin == origin {
+				ws = append(ws, policy.Witness{URL: strings.TrimSuffix(c.url, "/add-checkpoint")})
+			}
+		}
+		slices.SortFunc(ws, func(a, b policy.Witness) int { return strings.Compare(a.URL, b.URL) })
+	}
+	var out []WitnessAnswer
+	for _, w := range ws {
+		wa := WitnessAnswer{Witness: w}
+		if u, err := url.Parse(w.URL); err == nil {
+			// Tessera asks <submission prefix>/add-checkpoint.
+			if a, ok := r.last[witnessCall{url: u.JoinPath("/add-checkpoint").String(), origin: origin}]; ok {
+				wa.Asked, wa.At, wa.Status, wa.Detail = true, a.at, a.status, a.detail
+			}
+		}
+		out = append(out, wa)
+	}
+	return out
+}
+
 // Report says, for each witness of p, how its last answer about origin
 // went wrong: refused, with the status and the witness's reason, or not
 // answered; "" when every witness's last answer was a cosignature. With p
 // nil, it reports every witness asked about origin, by URL.
 func (r *WitnessRecorder) Report(origin string, p *policy.Policy) string {
-	type named struct{ name, url string }
-	var ws []named
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if p != nil {
-		for _, w := range p.Witnesses() {
-			ws = append(ws, named{"witness " + w.Name + " (" + w.URL + ")", w.URL})
-		}
-	} else {
-		for c := range r.last {
-			if c.origin == origin {
-				u := strings.TrimSuffix(c.url, "/add-checkpoint")
-				ws = append(ws, named{"witness " + u, u})
-			}
-		}
-		slices.SortFunc(ws, func(a, b named) int { return strings.Compare(a.url, b.url) })
-	}
 	var parts []string
 	now := r.now()
-	for _, w := range ws {
-		u, err := url.Parse(w.url)
-		if err != nil {
-			continue
+	for _, a := range r.Answers(origin, p) {
+		w := "witness " + a.Witness.URL
+		if a.Witness.Name != "" {
+			w = fmt.Sprintf("witness %s (%s)", a.Witness.Name, a.Witness.URL)
 		}
-		// Tessera asks <submission prefix>/add-checkpoint.
-		a, ok := r.last[witnessCall{url: u.JoinPath("/add-checkpoint").String(), origin: origin}]
-		ago := now.Sub(a.at).Round(time.Second)
+		ago := now.Sub(a.At).Round(time.Second)
 		switch {
-		case !ok:
-			parts = append(parts, w.name+" has not answered yet")
-		case a.status == 0:
-			parts = append(parts, fmt.Sprintf("%s did not answer %s ago: %s", w.name, ago, a.detail))
-		case a.status != http.StatusOK:
-			parts = append(parts, fmt.Sprintf("%s refused %s ago: %d %s: %q", w.name, ago, a.status, http.StatusText(a.status), a.detail))
+		case !a.Asked:
+			parts = append(parts, w+" has not answered yet")
+		case a.Status == 0:
+			parts = append(parts, fmt.Sprintf("%s did not answer %s ago: %s", w, ago, a.Detail))
+		case a.Status != http.StatusOK:
+			parts = append(parts, fmt.Sprintf("%s refused %s ago: %d %s: %q", w, ago, a.Status, http.StatusText(a.Status), a.Detail))
 		}
 	}
 	return strings.Join(parts, "; ")

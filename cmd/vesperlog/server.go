@@ -45,6 +45,8 @@ type app struct {
 	keys     *state.ReceiptKeys
 	agents   *state.Agents
 	stict    *stictLog // nil unless -stict-roots is set
+	// witnesses records each witness's last answer, for the status page.
+	witnesses *vlog.WitnessRecorder
 	// keyLock is a shared lock on the receipt key file, held from newApp
 	// to close, so that vesperlog keys rotate-receipt refuses to replace
 	// the key of a running server.
@@ -170,6 +172,8 @@ func newApp(ctx context.Context, cfg *config) (_ *app, err error) {
 		agents:   agents,
 		service:  svc,
 		keyLock:  keyLock,
+
+		witnesses: witnesses,
 	}, nil
 }
 
@@ -387,6 +391,7 @@ func (s *app) handler() http.Handler {
 	})
 	mux.HandleFunc("POST /api/verify-vetted-info", s.handleVerifyVettedInfo)
 	mux.Handle("GET /metrics", s.metrics)
+	mux.Handle("GET /{$}", s.statusPage())
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, fmt.Errorf("%w: no %s %s here", problem.ErrNotFound, r.Method, r.URL.Path))
 	})
