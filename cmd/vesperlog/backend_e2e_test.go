@@ -123,7 +123,7 @@ func (b *backend) addAgent(t *testing.T, server, cli, dir string, args ...string
 		return
 	}
 	runVesper(t, cli, dir, 0, append([]string{"agents", "add", "-create", "-agents", "registry.json"}, args...)...)
-	out := runVesper(t, server, dir, 0, append(append([]string{"agents"}, b.flags...), "put", "registry.json")...)
+	out := runVesper(t, server, dir, 0, append(append([]string{"agents", "put"}, b.flags...), "registry.json")...)
 	if !strings.Contains(out, "agent registry replaced") {
 		t.Fatalf("vesperlog agents put: %s", out)
 	}

@@ -84,6 +84,10 @@ func (p *Program) Run(ctx context.Context, args []string, stdout, stderr io.Writ
 		if len(args) > 1 && args[0] == "help" {
 			return p.Run(ctx, append(args[1:], "-h"), stdout, stderr)
 		}
+		if p.Default != nil {
+			// The default command's usage lists the commands too.
+			return p.runCommand(ctx, p.Default, []string{"-h"}, stdout, stderr)
+		}
 		p.PrintCommands(stdout)
 		return 0
 	}

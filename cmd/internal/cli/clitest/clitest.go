@@ -47,7 +47,11 @@ func CheckHelp(t *testing.T, p *cli.Program) {
 				t.Errorf("%s %s: no synopsis in %q", name, h, out.String())
 			}
 			fs.VisitAll(func(f *flag.Flag) {
-				if !strings.Contains(out.String(), "  -"+f.Name+" ") && !strings.Contains(out.String(), "  -"+f.Name+"\n") {
+				listed := false
+				for _, end := range []string{" ", "\t", "\n"} {
+					listed = listed || strings.Contains(out.String(), "  -"+f.Name+end)
+				}
+				if !listed {
 					t.Errorf("%s %s: flag -%s not listed", name, h, f.Name)
 				}
 				if first, _, _ := strings.Cut(f.Usage, "\n"); !strings.Contains(out.String(), first) {
