@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/vesperlog/vesperlog/cmd/internal/cli/clitest"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // TestErrors: usage mistakes exit 2 with the usage line; failures exit 1
@@ -93,5 +95,48 @@ func TestAgentsAddMissingRegistry(t *testing.T) {
 	}
 	if _, err := os.Stat(typo); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestMisleadingErrors: a file of the wrong kind is named, with the kind
+// of file expected (issue 12, item 5).
+func TestMisleadingErrors(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	write := func(name, s string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	agents := write("agents.json", `{"agents": []}`+"\n")
+	trust := write("trust.json", `{"logs": [{"name": "vetting", "origin": "example.test/vetting", "vkey": "x"}], "receipt_keys": {"keys": []}, "witness_policy": "quorum none\n"}`+"\n")
+	receipt := write("receipt.jwt", "eyJ.eyJ.sig\n")
+	_, vkey, err := note.GenerateKey(rand.Reader, "example.test/vetting")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, vkey2, _ := note.GenerateKey(rand.Reader, "example.test/stict")
+	var out, errb bytes.Buffer
+	if code := run(ctx, []string{"keygen", "agent", "-out", filepath.Join(dir, "va.jwk")}, &out, &errb); code != 0 {
+		t.Fatal(errb.String())
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"verify-receipt", "-trust", agents, receipt}, "-trust " + agents + " is not a transparency configuration"},
+		{[]string{"submit", "-key", filepath.Join(dir, "va.pub.jwk"), "-digest", strings.Repeat("A", 43)}, "va.pub.jwk is a public JWK; a private key is needed"},
+		{[]string{"verify-receipt", "-log-vkey", vkey + "\n" + vkey2 + "\n", "-jwks", trust, receipt}, "-log-vkey is one log's vkey (NAME+HASH+KEY), but it is 2 lines"},
+		{[]string{"check-evidence", "-log-vkey", vkey + "\n" + vkey2, receipt}, "but it is 2 lines"},
+		{[]string{"verify-receipt", "-log-vkey", vkey, "-jwks", trust, receipt}, "-jwks " + trust + " is not a JWKS of receipt keys"},
+	} {
+		out.Reset()
+		errb.Reset()
+		code := run(ctx, c.args, &out, &errb)
+		if code != 1 || !strings.Contains(errb.String(), c.want) || strings.Count(errb.String(), "\n") != 1 {
+			t.Errorf("vesper %q: exit %d, %q; want 1 and %q", c.args[0], code, errb.String(), c.want)
+		}
 	}
 }

@@ -585,6 +585,9 @@ func checkEvidenceFlags(fs *flag.FlagSet) cli.Action {
 		if *vkey == "" || fs.NArg() != 1 {
 			return usageErr("give -log-vkey and one evidence file")
 		}
+		if err := oneVKey(*vkey); err != nil {
+			return err
+		}
 		b, err := os.ReadFile(fs.Arg(0))
 		if err != nil {
 			return err

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -185,12 +186,19 @@ func loadTrust(trustFile, logVKey, jwksFile, policyFile string) (receipts.Trust,
 		}
 		c, err := receipts.ParseConfiguration(b)
 		if err != nil {
-			return receipts.Trust{}, err
+			return receipts.Trust{}, fmt.Errorf("-trust %s is not a transparency configuration (the file vesper trust -out writes): %w", trustFile, err)
 		}
-		return c.Trust()
+		t, err := c.Trust()
+		if err != nil {
+			return receipts.Trust{}, fmt.Errorf("-trust %s: %w", trustFile, err)
+		}
+		return t, nil
 	}
 	if logVKey == "" || jwksFile == "" {
 		return receipts.Trust{}, usageErr("give -trust, or -log-vkey and -jwks")
+	}
+	if err := oneVKey(logVKey); err != nil {
+		return receipts.Trust{}, err
 	}
 	var p *policy.Policy
 	var err error
@@ -200,7 +208,7 @@ func loadTrust(trustFile, logVKey, jwksFile, policyFile string) (receipts.Trust,
 			return receipts.Trust{}, err
 		}
 		if p, err = policy.Parse(b); err != nil {
-			return receipts.Trust{}, fmt.Errorf("%s: %w", policyFile, err)
+			return receipts.Trust{}, fmt.Errorf("-policy %s is not a C2SP tlog-policy file: %w", policyFile, err)
 		}
 		if !p.HasLogKey(logVKey) {
 			name, _, _ := strings.Cut(logVKey, "+")
@@ -214,8 +222,21 @@ func loadTrust(trustFile, logVKey, jwksFile, policyFile string) (receipts.Trust,
 		return receipts.Trust{}, err
 	}
 	set, err := receipts.ParseKeySet(jb)
+	if err == nil && len(set.Keys) == 0 {
+		err = errors.New(`it has no "keys"`)
+	}
 	if err != nil {
-		return receipts.Trust{}, fmt.Errorf("%s is not a JWKS: %w", jwksFile, err)
+		return receipts.Trust{}, fmt.Errorf("-jwks %s is not a JWKS of receipt keys (GET /.well-known/jwks.json): %w", jwksFile, err)
 	}
 	return receipts.Trust{Keys: set, Policy: p}, nil
+}
+
+// oneVKey refuses a -log-vkey that is not one line: "$(cat FILE)" of a
+// file with a vkey per log gives several, which the note parser would
+// report as a bad octet.
+func oneVKey(vkey string) error {
+	if n := strings.Count(strings.TrimSpace(vkey), "\n") + 1; n > 1 {
+		return fmt.Errorf("-log-vkey is one log's vkey (NAME+HASH+KEY), but it is %d lines: give one of them", n)
+	}
+	return nil
 }
