@@ -78,8 +78,8 @@ func (c *config) flags(fs *flag.FlagSet) *string {
 	c.storageFlags(fs)
 	fs.StringVar(&c.VettingOrigin, "vetting-origin", "", "origin of the vetting log (default <public host>/vetting, or the existing key's name)")
 	fs.StringVar(&c.VettingKey, "vetting-key", "", "vetting log checkpoint key file (default <data>/keys/vetting-checkpoint.key)")
-	fs.StringVar(&c.ReceiptKey, "receipt-key", "", "receipt signing key, a private ES256 JWK (default <data>/keys/receipt-es256.jwk)")
-	fs.DurationVar(&c.CheckpointInterval, "checkpoint-interval", time.Second, "how often checkpoints are published")
+	fs.StringVar(&c.ReceiptKey, "receipt-key", "", "receipt signing key, a private ES256 JWK; rotate it with vesperlog keys rotate-receipt (default <data>/keys/receipt-es256.jwk)")
+	fs.DurationVar(&c.CheckpointInterval, "checkpoint-interval", time.Second, "how often checkpoints are published (receipts wait for one); at least 100ms on posix, 1s on aws, 1.2s on gcp")
 	fs.DurationVar(&c.IssuedAtWindow, "iat-window", 10*time.Minute, "how far a statement's iat may be from the log's clock")
 	fs.StringVar(&c.WitnessPolicy, "witness-policy", "", "C2SP tlog-policy of the witnesses that must cosign each checkpoint (with URLs)")
 	fs.BoolVar(&c.WitnessFailOpen, "witness-fail-open", false, "publish checkpoints without the quorum when witnesses fail (not recommended)")
@@ -89,7 +89,7 @@ func (c *config) flags(fs *flag.FlagSet) *string {
 	fs.StringVar(&c.STICTKey, "stict-key", "", "STI-CT log key (SCTs and checkpoints), a private P-256 JWK (default <data>/keys/stict-p256.jwk)")
 	fs.StringVar(&c.STICTNoteKey, "stict-note-key", "", "Ed25519 key that also signs each STI-CT checkpoint, for C2SP witnesses (default <data>/keys/stict-checkpoint.key)")
 	fs.BoolVar(&c.MLDSACheckpoints, "mldsa-checkpoints", false, "also sign each log's checkpoints with an ML-DSA-44 key (<checkpoint key>-mldsa.key, created on first use)")
-	fs.StringVar(&c.STICTWitnessPolicy, "stict-witness-policy", "", "C2SP tlog-policy for the STI-CT log's checkpoints, if not -witness-policy's")
+	fs.StringVar(&c.STICTWitnessPolicy, "stict-witness-policy", "", "C2SP tlog-policy (with URLs) for the STI-CT log's checkpoints, when its witnesses differ (default -witness-policy's)")
 	return &file
 }
 
@@ -214,7 +214,7 @@ func (c *config) storageFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Storage, "storage", storage.POSIX, "storage backend: posix, aws (MySQL-compatible database + S3-compatible bucket) or gcp (Spanner + GCS)")
 	fs.StringVar(&c.Data, "data", "vesperlog-data", "data directory: the logs with posix, and the default place of the key files with every backend")
 	fs.StringVar(&c.DBDSN, "db-dsn", "", "aws: MySQL DSN naming a database, user:password@tcp(host:3306)/vesper; each log gets databases vesper_<log>")
-	fs.StringVar(&c.S3Bucket, "s3-bucket", "", "aws: S3 bucket holding the tiles (logs under vetting/ and stict/)")
+	fs.StringVar(&c.S3Bucket, "s3-bucket", "", "aws: S3 bucket holding the tiles (logs under vetting/ and stict/), created if missing")
 	fs.StringVar(&c.S3Endpoint, "s3-endpoint", "", "aws: S3-compatible endpoint URL, path-style (default AWS's); credentials come from the AWS SDK's environment")
 	fs.StringVar(&c.S3Region, "s3-region", "", "aws: S3 region (default AWS_REGION, else us-east-1)")
 	fs.StringVar(&c.Spanner, "spanner", "", "gcp: Spanner database projects/P/instances/I/databases/D; each log uses databases D-<log>")
