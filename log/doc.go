@@ -4,8 +4,9 @@
 // share a backend, with Claims), builds inclusion proofs from the log's
 // own tiles, and serves the tlog-tiles (or static-ct-api) read API.
 //
-// It is the server side of vesperlog's two logs (log/vetting, log/stict);
-// verifiers never import it. The one table of error classes, mapping each to
+// It is what the servers of vesperlog's two logs run on (log/vetting/server,
+// log/stict/server, wired by cmd/vesperlog); verifiers never import it,
+// and import the formats in log/vetting and log/stict instead. The one table of error classes, mapping each to
 // an HTTP status and an RFC 9457 problem title, is package log/problem.
 //
 // A log may sign each checkpoint with more than one key (Options.ExtraSigners:

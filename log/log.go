@@ -18,7 +18,6 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/vesperlog/vesperlog/log/problem"
-	"github.com/vesperlog/vesperlog/witness/policy"
 )
 
 // Defaults of Options.
@@ -99,11 +98,20 @@ func Open(ctx context.Context, driver tessera.Driver, o Options) (*Log, error) {
 	d := newDedup(gate, o.Claims)
 	opts = o.Format.setup(opts, d).WithAntispam(tessera.DefaultAntispamInMemorySize, d)
 	if o.Witnesses != nil {
-		opts = opts.WithWitnesses(*o.Witnesses, &tessera.WitnessOptions{FailOpen: o.WitnessFailOpen})
+		opts = opts.WithWitnesses(*o.Witnesses, &tessera.WitnessOptions{FailOpen: o.WitnessFailOpen}).
+			WithCheckpointRepublishInterval(max(WitnessRepublishInterval, interval))
 	}
 	// Background work lives as long as the log, not as long as ctx.
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	app, shutdown, reader, err := tessera.NewAppender(bg, driver, opts)
+	if err != nil && o.Witnesses != nil && o.WitnessRecorder != nil {
+		if r := o.WitnessRecorder.Report(o.Signer.Name(), nil); r != "" {
+			// A new log publishes its empty checkpoint at once, and
+			// Tessera wants it cosigned: say so on one line, and what to do.
+			cancel()
+			return nil, fmt.Errorf("starting log %q: its witnesses did not cosign its checkpoint (%s): make them reachable, or create the log by starting once without witnesses", o.Signer.Name(), r)
+		}
+	}
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("starting log %q: %w", o.Signer.Name(), err)
@@ -316,19 +324,6 @@ func CheckpointSize(signed []byte) (uint64, error) {
 		return 0, fmt.Errorf("parsing checkpoint: %w", err)
 	}
 	return c.Size, nil
-}
-
-// MeetsPolicy checks that a checkpoint of the log meets p (if set), as a
-// receipt's must; if not, the log published without its witness quorum
-// and the error is problem.ErrOverloaded, to be retried.
-func MeetsPolicy(p *policy.Policy, checkpoint []byte) error {
-	if p == nil {
-		return nil
-	}
-	if _, err := p.Verify(checkpoint); err != nil {
-		return fmt.Errorf("%w: the latest checkpoint does not meet the witness policy, so no receipt can be issued yet: %v", problem.ErrOverloaded, err)
-	}
-	return nil
 }
 
 // ParseIndex reads an entry index from a request path: decimal, in

@@ -3,11 +3,15 @@ package log
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -88,20 +92,13 @@ func addCheckpointURL(prefix string) (string, error) {
 // origin was a cosignature given at or after since, and whether any
 // witness of p was asked about origin since then.
 func (r *WitnessRecorder) Cosigned(origin string, p *policy.Policy, since time.Time) (names []string, asked bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, w := range p.Witnesses() {
-		u, err := addCheckpointURL(w.URL)
-		if err != nil {
-			continue
-		}
-		a, ok := r.last[witnessCall{url: u, origin: origin}]
-		if !ok || a.at.Before(since) {
+	for _, a := range r.Answers(origin, p) {
+		if !a.Asked || a.At.Before(since) {
 			continue
 		}
 		asked = true
-		if a.status == http.StatusOK {
-			names = append(names, w.Name)
+		if a.OK() {
+			names = append(names, a.Witness.Name)
 		}
 	}
 	return names, asked
@@ -196,47 +193,149 @@ func requestOrigin(body []byte) string {
 	return ""
 }
 
+// WitnessAnswer is a witness's last answer about one log, as the
+// recorder saw it.
+type WitnessAnswer struct {
+	Witness policy.Witness
+	Asked   bool      // false until the witness was first asked about the log
+	At      time.Time // when the answer (or the failure to get one) came
+	Status  int       // HTTP status; 0 when no answer came
+	Detail  string    // the witness's reason when it refused, or why no answer came
+}
+
+// OK says whether the answer was a cosignature.
+func (a WitnessAnswer) OK() bool { return a.Asked && a.Status == http.StatusOK }
+
+// Answers returns, for each witness of p in its order, its last answer
+// about origin (a status page shows them). With p nil, it returns the
+// answers of every witness asked about origin, by URL, without names.
+func (r *WitnessRecorder) Answers(origin string, p *policy.Policy) []WitnessAnswer {
+	var ws []policy.Witness
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if p != nil {
+		ws = p.Witnesses()
+	} else {
+		for c := range r.last {
+			if c.origin == origin {
+				ws = append(ws, policy.Witness{URL: strings.TrimSuffix(c.url, "/add-checkpoint")})
+			}
+		}
+		slices.SortFunc(ws, func(a, b policy.Witness) int { return strings.Compare(a.URL, b.URL) })
+	}
+	var out []WitnessAnswer
+	for _, w := range ws {
+		wa := WitnessAnswer{Witness: w}
+		if u, err := url.Parse(w.URL); err == nil {
+			// Tessera asks <submission prefix>/add-checkpoint.
+			if a, ok := r.last[witnessCall{url: u.JoinPath("/add-checkpoint").String(), origin: origin}]; ok {
+				wa.Asked, wa.At, wa.Status, wa.Detail = true, a.at, a.status, a.detail
+			}
+		}
+		out = append(out, wa)
+	}
+	return out
+}
+
 // Report says, for each witness of p, how its last answer about origin
 // went wrong: refused, with the status and the witness's reason, or not
-// answered; "" when every witness's last answer was a cosignature.
+// answered; "" when every witness's last answer was a cosignature. With p
+// nil, it reports every witness asked about origin, by URL.
 func (r *WitnessRecorder) Report(origin string, p *policy.Policy) string {
 	var parts []string
 	now := r.now()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, w := range p.Witnesses() {
-		u, err := addCheckpointURL(w.URL)
-		if err != nil {
-			continue
+	for _, a := range r.Answers(origin, p) {
+		w := "witness " + a.Witness.URL
+		if a.Witness.Name != "" {
+			w = fmt.Sprintf("witness %s (%s)", a.Witness.Name, a.Witness.URL)
 		}
-		a, ok := r.last[witnessCall{url: u, origin: origin}]
-		ago := now.Sub(a.at).Round(time.Second)
+		ago := now.Sub(a.At).Round(time.Second)
 		switch {
-		case !ok:
-			parts = append(parts, fmt.Sprintf("witness %s (%s) has not answered yet", w.Name, w.URL))
-		case a.status == 0:
-			parts = append(parts, fmt.Sprintf("witness %s (%s) did not answer %s ago: %s", w.Name, w.URL, ago, a.detail))
-		case a.status != http.StatusOK:
-			parts = append(parts, fmt.Sprintf("witness %s (%s) refused %s ago: %d %s: %q", w.Name, w.URL, ago, a.status, http.StatusText(a.status), a.detail))
+		case !a.Asked:
+			parts = append(parts, w+" has not answered yet")
+		case a.Status == 0:
+			parts = append(parts, fmt.Sprintf("%s did not answer %s ago: %s", w, ago, a.Detail))
+		case a.Status != http.StatusOK:
+			parts = append(parts, fmt.Sprintf("%s refused %s ago: %d %s: %q", w, ago, a.Status, http.StatusText(a.Status), a.Detail))
 		}
 	}
 	return strings.Join(parts, "; ")
 }
+
+// WitnessRepublishInterval is how often a log with witnesses publishes its
+// checkpoint again when it has not grown, asking its witnesses again: a
+// checkpoint they could not cosign (they were down, or were just added)
+// gets their cosignatures within this, not Tessera's default 10 minutes.
+const WitnessRepublishInterval = 30 * time.Second
 
 // NotPublished is the error of a submission whose entry no checkpoint
 // meeting p covered within timeout: a 503 that says why, naming the
 // witnesses that refused or did not answer when the recorder knows. what
 // is what a retry gets ("receipt", "SCT").
 func (l *Log) NotPublished(p *policy.Policy, timeout time.Duration, what string) error {
-	why := " (is the log overloaded?)"
-	if p != nil && len(p.Witnesses()) > 0 {
-		why = fmt.Sprintf(" cosigned by quorum %s (are the witnesses reachable?)", p.Quorum())
-		if l.witnesses != nil {
-			if r := l.witnesses.Report(l.origin, p); r != "" {
-				why = fmt.Sprintf(" cosigned by quorum %s: %s", p.Quorum(), r)
-			}
+	if p == nil || len(p.Witnesses()) == 0 {
+		return fmt.Errorf("%w: no checkpoint covering the entry was published within %s (is the log overloaded?); submit again later to get its %s",
+			problem.ErrOverloaded, timeout, what)
+	}
+	why := "are the witnesses reachable?"
+	if l.witnesses != nil {
+		if r := l.witnesses.Report(l.origin, p); r != "" {
+			why = r
 		}
 	}
-	return fmt.Errorf("%w: no checkpoint covering the entry was published within %s%s; submit again later to get its %s",
-		problem.ErrOverloaded, timeout, why, what)
+	return &problem.Retry{After: WitnessRepublishInterval, Err: fmt.Errorf(
+		"%w: no checkpoint covering the entry was cosigned by quorum %s within %s: %s; the entry is logged, and a submission again after the witnesses cosign gets its %s",
+		problem.ErrUnwitnessed, p.Quorum(), timeout, why, what)}
+}
+
+// MeetsPolicy checks that a checkpoint of the log meets p (if set), as a
+// receipt's must. If not, the log published it without its witnesses'
+// quorum (they were down, or added since), and the error, a 503, says
+// when to retry: the log asks them again within WitnessRepublishInterval.
+func (l *Log) MeetsPolicy(p *policy.Policy, checkpoint []byte) error {
+	if p == nil {
+		return nil
+	}
+	if _, err := p.Verify(checkpoint); err != nil {
+		why := ""
+		if l.witnesses != nil {
+			if r := l.witnesses.Report(l.origin, p); r != "" {
+				why = " (" + r + ")"
+			}
+		}
+		return &problem.Retry{After: WitnessRepublishInterval, Err: fmt.Errorf(
+			"%w: the latest checkpoint does not meet the witness policy, so no receipt can be issued yet: %v; the log asks its witnesses again at least every %s%s",
+			problem.ErrUnwitnessed, err, WitnessRepublishInterval, why)}
+	}
+	return nil
+}
+
+// Pending is how many entries the log has integrated but not yet
+// published in a checkpoint: what a stop waits for.
+func (l *Log) Pending(ctx context.Context) (uint64, error) {
+	n, err := l.reader.IntegratedSize(ctx)
+	if err != nil {
+		return 0, err
+	}
+	cp, err := l.Checkpoint(ctx)
+	if errors.Is(err, os.ErrNotExist) {
+		return n, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	size, err := CheckpointSize(cp)
+	if err != nil || size > n {
+		return 0, err
+	}
+	return n - size, nil
+}
+
+// WitnessReport says how the log's witnesses last answered (Report, by
+// URL), or "" without a recorder or failures.
+func (l *Log) WitnessReport() string {
+	if l.witnesses == nil {
+		return ""
+	}
+	return l.witnesses.Report(l.origin, nil)
 }

@@ -106,15 +106,20 @@ func TestWitnessRecorder(t *testing.T) {
 
 	l := &Log{origin: "example.test/log", witnesses: r}
 	err = l.NotPublished(p, 30*time.Second, "receipt")
-	if !errors.Is(err, problem.ErrOverloaded) || !strings.Contains(err.Error(), "within 30s cosigned by quorum g: witness w2") ||
-		!strings.HasSuffix(err.Error(), "submit again later to get its receipt") {
+	var retry *problem.Retry
+	if !errors.Is(err, problem.ErrUnwitnessed) || !errors.As(err, &retry) || retry.After != WitnessRepublishInterval ||
+		!strings.Contains(err.Error(), "cosigned by quorum g within 30s: witness w2") ||
+		!strings.HasSuffix(err.Error(), "gets its receipt") {
 		t.Errorf("NotPublished = %v", err)
+	}
+	if r := r.Report("example.test/log", nil); !strings.Contains(r, "witness "+refuses.URL+" refused") || strings.Contains(r, ok.URL) {
+		t.Errorf("Report by URL = %q", r)
 	}
 	none, err := policy.ForLog(logVKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := l.NotPublished(none, time.Second, "SCT"); strings.Contains(err.Error(), "witness") {
+	if err := l.NotPublished(none, time.Second, "SCT"); strings.Contains(err.Error(), "witness") || !errors.Is(err, problem.ErrOverloaded) {
 		t.Errorf("NotPublished without witnesses blames them: %v", err)
 	}
 }

@@ -2,6 +2,7 @@ package receipts
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -50,6 +51,15 @@ func ParseConfiguration(b []byte) (*Configuration, error) {
 	var c Configuration
 	if err := json.Unmarshal(b, &c); err != nil {
 		return nil, fmt.Errorf("transparency configuration: %w", err)
+	}
+	// Any JSON object decodes; one that lists no log is some other file.
+	if len(c.Logs) == 0 {
+		return nil, errors.New("transparency configuration: it lists no logs")
+	}
+	for _, l := range c.Logs {
+		if l.Origin == "" || l.VKey == "" {
+			return nil, fmt.Errorf("transparency configuration: log %q has no origin or no vkey", l.Name)
+		}
 	}
 	return &c, nil
 }

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vesperlog/vesperlog/cmd/internal/cli"
+
 	"github.com/vesperlog/vesperlog/client"
 	"github.com/vesperlog/vesperlog/log/stict"
 	"github.com/vesperlog/vesperlog/log/vetting"
@@ -106,33 +108,31 @@ func evidenceErr(err error, path string) error {
 	return fmt.Errorf("%v; evidence written to %s (check it with: vesper check-evidence -log-vkey VKEY %s)", err, path, path)
 }
 
-func runCheckpoint(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := newFlags("checkpoint")
+func checkpointFlags(fs *flag.FlagSet) cli.Action {
 	var lf logFlags
 	lf.register(fs)
 	state := fs.String("state", "", "keep the trusted checkpoint here, moving it only to consistent ones")
 	evidence := fs.String("evidence", "vesper-evidence.json", "where to write evidence of misbehaviour")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	l, err := lf.open()
-	if err != nil {
-		return err
-	}
-	var cp *policy.Checkpoint
-	if *state != "" {
-		var old *policy.Checkpoint
-		if old, cp, err = l.Update(ctx, *state); err != nil {
-			return evidenceErr(err, *evidence)
+	return func(ctx context.Context, args []string, stdout io.Writer) error {
+		l, err := lf.open()
+		if err != nil {
+			return err
 		}
-		if old != nil && old.Size != cp.Size {
-			fmt.Fprintf(stdout, "consistent with the trusted size %d\n", old.Size)
+		var cp *policy.Checkpoint
+		if *state != "" {
+			var old *policy.Checkpoint
+			if old, cp, err = l.Update(ctx, *state); err != nil {
+				return evidenceErr(err, *evidence)
+			}
+			if old != nil && old.Size != cp.Size {
+				fmt.Fprintf(stdout, "consistent with the trusted size %d\n", old.Size)
+			}
+		} else if cp, _, err = l.Checkpoint(ctx); err != nil {
+			return err
 		}
-	} else if cp, _, err = l.Checkpoint(ctx); err != nil {
-		return err
+		fmt.Fprintf(stdout, "%s\nsize %d\nroot %s\ncosigned by %s\n", cp.Origin, cp.Size, base64.StdEncoding.EncodeToString(cp.Hash[:]), orNone(cp.Cosigners))
+		return nil
 	}
-	fmt.Fprintf(stdout, "%s\nsize %d\nroot %s\ncosigned by %s\n", cp.Origin, cp.Size, base64.StdEncoding.EncodeToString(cp.Hash[:]), orNone(cp.Cosigners))
-	return nil
 }
 
 func orNone(s []string) string {
@@ -142,86 +142,85 @@ func orNone(s []string) string {
 	return strings.Join(s, ", ")
 }
 
-func runProof(ctx context.Context, args []string, stdout io.Writer) error {
-	if len(args) == 0 || (args[0] != "inclusion" && args[0] != "consistency") {
-		return usageErr("say proof inclusion or proof consistency")
-	}
-	fs := newFlags("proof " + args[0])
+func proofFlags(fs *flag.FlagSet, kind string) cli.Action {
 	var lf logFlags
 	lf.register(fs)
-	index := fs.String("index", "", "inclusion: the entry's index")
-	leafHash := fs.String("leaf-hash", "", "inclusion: the entry's RFC 6962 leaf hash, base64 (instead of -index)")
-	old := fs.Uint64("old", 0, "consistency: the smaller tree size")
-	newSize := fs.Uint64("new", 0, "consistency: the larger tree size (default: the log's size)")
-	if err := parse(fs, args[1:]); err != nil {
-		return err
+	index, leafHash := new(string), new(string)
+	old, newSize := new(uint64), new(uint64)
+	if kind == "inclusion" {
+		fs.StringVar(index, "index", "", "the entry's index")
+		fs.StringVar(leafHash, "leaf-hash", "", "the entry's RFC 6962 leaf hash, base64 (instead of -index)")
+	} else {
+		fs.Uint64Var(old, "old", 0, "the smaller tree size (required)")
+		fs.Uint64Var(newSize, "new", 0, "the larger tree size (default: the log's size)")
 	}
-	l, err := lf.open()
-	if err != nil {
-		return err
-	}
-	cp, _, err := l.Checkpoint(ctx)
-	if err != nil {
-		return err
-	}
-	if args[0] == "consistency" {
-		n := *newSize
-		if n == 0 {
-			n = cp.Size
-		}
-		if *old == 0 || *old > n || n > cp.Size {
-			return usageErr("want 0 < -old <= -new <= the log's size %d", cp.Size)
-		}
-		p, rm, rn, err := l.ConsistencyBetween(ctx, cp, *old, n)
+	return func(ctx context.Context, args []string, stdout io.Writer) error {
+		l, err := lf.open()
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "size %d (root %s) is a prefix of size %d (root %s), both consistent with the checkpoint of size %d; proof:\n",
-			*old, base64.StdEncoding.EncodeToString(rm), n, base64.StdEncoding.EncodeToString(rn), cp.Size)
-		for _, h := range p {
-			fmt.Fprintln(stdout, base64.StdEncoding.EncodeToString(h))
-		}
-		return nil
-	}
-	var idx uint64
-	var h []byte
-	switch {
-	case *leafHash != "":
-		if h, err = base64.StdEncoding.DecodeString(*leafHash); err != nil || len(h) != 32 {
-			return usageErr("-leaf-hash must be a base64 SHA-256 hash")
-		}
-		if idx, err = l.FindLeaf(ctx, cp, h); err != nil {
+		cp, _, err := l.Checkpoint(ctx)
+		if err != nil {
 			return err
 		}
-	case *index != "":
-		if idx, err = strconv.ParseUint(*index, 10, 64); err != nil {
-			return usageErr("-index must be a decimal")
-		}
-		for e, err := range l.Entries(ctx, cp, idx, 1) {
+		if kind == "consistency" {
+			n := *newSize
+			if n == 0 {
+				n = cp.Size
+			}
+			if *old == 0 || *old > n || n > cp.Size {
+				return usageErr("want 0 < -old <= -new <= the log's size %d", cp.Size)
+			}
+			p, rm, rn, err := l.ConsistencyBetween(ctx, cp, *old, n)
 			if err != nil {
 				return err
 			}
-			if h, err = l.LeafHash(e); err != nil {
+			fmt.Fprintf(stdout, "size %d (root %s) is a prefix of size %d (root %s), both consistent with the checkpoint of size %d; proof:\n",
+				*old, base64.StdEncoding.EncodeToString(rm), n, base64.StdEncoding.EncodeToString(rn), cp.Size)
+			for _, h := range p {
+				fmt.Fprintln(stdout, base64.StdEncoding.EncodeToString(h))
+			}
+			return nil
+		}
+		var idx uint64
+		var h []byte
+		switch {
+		case *leafHash != "":
+			if h, err = base64.StdEncoding.DecodeString(*leafHash); err != nil || len(h) != 32 {
+				return usageErr("-leaf-hash must be a base64 SHA-256 hash")
+			}
+			if idx, err = l.FindLeaf(ctx, cp, h); err != nil {
 				return err
 			}
-			break
+		case *index != "":
+			if idx, err = strconv.ParseUint(*index, 10, 64); err != nil {
+				return usageErr("-index must be a decimal")
+			}
+			for e, err := range l.Entries(ctx, cp, idx, 1) {
+				if err != nil {
+					return err
+				}
+				if h, err = l.LeafHash(e); err != nil {
+					return err
+				}
+				break
+			}
+		default:
+			return usageErr("give -index or -leaf-hash")
 		}
-	default:
-		return usageErr("give -index or -leaf-hash")
+		if err := l.VerifyInclusion(ctx, cp, idx, h); err != nil {
+			return err
+		}
+		p, _ := l.InclusionProof(ctx, cp, idx)
+		fmt.Fprintf(stdout, "entry %d (leaf hash %s) is in the tree of size %d; proof:\n", idx, base64.StdEncoding.EncodeToString(h), cp.Size)
+		for _, x := range p {
+			fmt.Fprintln(stdout, base64.StdEncoding.EncodeToString(x))
+		}
+		return nil
 	}
-	if err := l.VerifyInclusion(ctx, cp, idx, h); err != nil {
-		return err
-	}
-	p, _ := l.InclusionProof(ctx, cp, idx)
-	fmt.Fprintf(stdout, "entry %d (leaf hash %s) is in the tree of size %d; proof:\n", idx, base64.StdEncoding.EncodeToString(h), cp.Size)
-	for _, x := range p {
-		fmt.Fprintln(stdout, base64.StdEncoding.EncodeToString(x))
-	}
-	return nil
 }
 
-func runAudit(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := newFlags("audit")
+func auditFlags(fs *flag.FlagSet) cli.Action {
 	var lf logFlags
 	lf.register(fs)
 	agentsFile := fs.String("agents", "", "agents registry: verify every entry's agent signature")
@@ -230,85 +229,84 @@ func runAudit(ctx context.Context, args []string, stdout io.Writer) error {
 	evidence := fs.String("evidence", "vesper-evidence.json", "where to write evidence of misbehaviour")
 	workers := fs.Uint("workers", 4, "entry bundles fetched at once")
 	rootsFile := fs.String("roots", "", "STI-CT log: the STI roots (PEM) every chain must verify to (default: the log's get-roots)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	l, err := lf.open()
-	if err != nil {
-		return err
-	}
-	if l.StaticCT && *agentsFile != "" || !l.StaticCT && *rootsFile != "" {
-		return usageErr("-agents checks the vetting log; -roots the STI-CT log")
-	}
-	var agents *vetting.Agents
-	if *agentsFile != "" {
-		b, err := os.ReadFile(*agentsFile)
+	return func(ctx context.Context, args []string, stdout io.Writer) error {
+		l, err := lf.open()
 		if err != nil {
 			return err
 		}
-		if agents, err = vetting.ParseAgents(b); err != nil {
-			return err
+		if l.StaticCT && *agentsFile != "" || !l.StaticCT && *rootsFile != "" {
+			return usageErr("-agents checks the vetting log; -roots the STI-CT log")
 		}
-	}
-	what := "every entry decodes"
-	var check func(uint64, []byte) error
-	if l.StaticCT {
-		if check, err = chainCheck(ctx, l, lf.logURL, *rootsFile); err != nil {
-			return err
+		var agents *vetting.Agents
+		if *agentsFile != "" {
+			b, err := os.ReadFile(*agentsFile)
+			if err != nil {
+				return err
+			}
+			if agents, err = vetting.ParseAgents(b); err != nil {
+				return err
+			}
 		}
-		what = "every chain verifies to the STI roots at its entry's time, with issuers that hash to their fingerprints and a well-formed TNAuthList"
-		if *rootsFile == "" {
-			what += " (the roots the log serves)"
-		}
-	} else {
-		check = vettingCheck(agents)
-		if agents != nil {
-			what = "every entry decodes and its agent signature verifies"
-		}
-	}
-	// The checks are ready (their files read) before the trusted state moves.
-	var cp *policy.Checkpoint
-	if *state != "" {
-		if _, cp, err = l.Update(ctx, *state); err != nil {
-			return evidenceErr(err, *evidence)
-		}
-	} else if cp, _, err = l.Checkpoint(ctx); err != nil {
-		return err
-	}
-	tty := isTerminal(stdout)
-	progress := func(p client.AuditProgress) {
-		done := p.Done - p.Resumed
-		rate := float64(done) / max(p.Elapsed.Seconds(), 1e-3)
-		eta := "-"
-		if rate > 0 {
-			eta = (time.Duration(float64(p.Total-p.Done)/rate) * time.Second).Truncate(time.Second).String()
-		}
-		line := fmt.Sprintf("%d/%d entries (%.1f%%), %.0f entries/s, ETA %s", p.Done, p.Total, 100*float64(p.Done)/float64(max(p.Total, 1)), rate, eta)
-		if tty {
-			fmt.Fprintf(stdout, "\r\033[K%s", line)
+		what := "every entry decodes"
+		var check func(uint64, []byte) error
+		if l.StaticCT {
+			if check, err = chainCheck(ctx, l, lf.logURL, *rootsFile); err != nil {
+				return err
+			}
+			what = "every chain verifies to the STI roots at its entry's time, with issuers that hash to their fingerprints and a well-formed TNAuthList"
+			if *rootsFile == "" {
+				what += " (the roots the log serves)"
+			}
 		} else {
-			fmt.Fprintln(stdout, line)
+			check = vettingCheck(agents)
+			if agents != nil {
+				what = "every entry decodes and its agent signature verifies"
+			}
 		}
-	}
-	// An entry the log should have refused is reported, and the audit
-	// goes on to check the rest and the whole tree; it then fails.
-	badEntry := func(i uint64, err error) {
+		// The checks are ready (their files read) before the trusted state moves.
+		var cp *policy.Checkpoint
+		if *state != "" {
+			if _, cp, err = l.Update(ctx, *state); err != nil {
+				return evidenceErr(err, *evidence)
+			}
+		} else if cp, _, err = l.Checkpoint(ctx); err != nil {
+			return err
+		}
+		tty := isTerminal(stdout)
+		progress := func(p client.AuditProgress) {
+			done := p.Done - p.Resumed
+			rate := float64(done) / max(p.Elapsed.Seconds(), 1e-3)
+			eta := "-"
+			if rate > 0 {
+				eta = (time.Duration(float64(p.Total-p.Done)/rate) * time.Second).Truncate(time.Second).String()
+			}
+			line := fmt.Sprintf("%d/%d entries (%.1f%%), %.0f entries/s, ETA %s", p.Done, p.Total, 100*float64(p.Done)/float64(max(p.Total, 1)), rate, eta)
+			if tty {
+				fmt.Fprintf(stdout, "\r\033[K%s", line)
+			} else {
+				fmt.Fprintln(stdout, line)
+			}
+		}
+		// An entry the log should have refused is reported, and the audit
+		// goes on to check the rest and the whole tree; it then fails.
+		badEntry := func(i uint64, err error) {
+			if tty {
+				fmt.Fprint(stdout, "\r\033[K")
+			}
+			fmt.Fprintf(stdout, "entry %d: %s\n", i, oneLine(err.Error()))
+		}
+		start := time.Now()
+		err = l.Audit(ctx, cp, client.AuditOptions{Check: check, BadEntry: badEntry, Progress: progress, ResumeFile: *resume, Workers: *workers})
 		if tty {
-			fmt.Fprint(stdout, "\r\033[K")
+			fmt.Fprintln(stdout)
 		}
-		fmt.Fprintf(stdout, "entry %d: %s\n", i, oneLine(err.Error()))
+		if err != nil {
+			return fmt.Errorf("audit failed: %w", err)
+		}
+		fmt.Fprintf(stdout, "audit OK: %s at size %d: the tree recomputed from its entries has the checkpoint's root; the tiles agree; %s (%s)\n",
+			cp.Origin, cp.Size, what, time.Since(start).Round(time.Millisecond))
+		return nil
 	}
-	start := time.Now()
-	err = l.Audit(ctx, cp, client.AuditOptions{Check: check, BadEntry: badEntry, Progress: progress, ResumeFile: *resume, Workers: *workers})
-	if tty {
-		fmt.Fprintln(stdout)
-	}
-	if err != nil {
-		return fmt.Errorf("audit failed: %w", err)
-	}
-	fmt.Fprintf(stdout, "audit OK: %s at size %d: the tree recomputed from its entries has the checkpoint's root; the tiles agree; %s (%s)\n",
-		cp.Origin, cp.Size, what, time.Since(start).Round(time.Millisecond))
-	return nil
 }
 
 // vettingCheck checks that a vetting entry decodes and, with agents, that
@@ -427,8 +425,7 @@ func (f *certFilter) match(tns stict.TNAuthList) bool {
 		(f.rangeStart == "" || tns.Overlaps(f.rangeStart, f.rangeCount))
 }
 
-func runMonitor(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := newFlags("monitor")
+func monitorFlags(fs *flag.FlagSet) cli.Action {
 	var lf logFlags
 	lf.register(fs)
 	state := fs.String("state", "", "where the trusted state is kept (required)")
@@ -440,68 +437,67 @@ func runMonitor(ctx context.Context, args []string, stdout io.Writer) error {
 	once := fs.Bool("once", false, "check once and exit (for cron)")
 	interval := fs.Duration("interval", 30*time.Second, "how often to check")
 	evidence := fs.String("evidence", "vesper-evidence.json", "where to write evidence of misbehaviour")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if *state == "" {
-		return usageErr("-state is required")
-	}
-	if err := cf.parse(); err != nil {
-		return err
-	}
-	l, err := lf.open()
-	if err != nil {
-		return err
-	}
-	if l.StaticCT && *agent != "" || !l.StaticCT && (cf.tn != "" || cf.spc != "" || cf.tnRange != "") {
-		return usageErr("-agent filters the vetting log; -tn, -tn-range and -spc the STI-CT log")
-	}
-	enc := json.NewEncoder(stdout)
-	for {
-		old, cp, err := l.Update(ctx, *state)
+	return func(ctx context.Context, args []string, stdout io.Writer) error {
+		if *state == "" {
+			return usageErr("-state is required")
+		}
+		if err := cf.parse(); err != nil {
+			return err
+		}
+		l, err := lf.open()
 		if err != nil {
-			return evidenceErr(err, *evidence)
+			return err
 		}
-		from := uint64(0)
-		if old != nil {
-			from = old.Size
+		if l.StaticCT && *agent != "" || !l.StaticCT && (cf.tn != "" || cf.spc != "" || cf.tnRange != "") {
+			return usageErr("-agent filters the vetting log; -tn, -tn-range and -spc the STI-CT log")
 		}
-		for e, err := range l.Entries(ctx, cp, from, 4) {
+		enc := json.NewEncoder(stdout)
+		for {
+			old, cp, err := l.Update(ctx, *state)
 			if err != nil {
-				return err
+				return evidenceErr(err, *evidence)
 			}
-			// A bundle is only the log's word: prove each entry in the
-			// checkpoint just trusted.
-			h, err := l.LeafHash(e)
-			if err != nil {
-				return err
+			from := uint64(0)
+			if old != nil {
+				from = old.Size
 			}
-			if err := l.VerifyInclusion(ctx, cp, e.Index, h); err != nil {
-				return fmt.Errorf("entry %d as served is not in the log: %w", e.Index, err)
+			for e, err := range l.Entries(ctx, cp, from, 4) {
+				if err != nil {
+					return err
+				}
+				// A bundle is only the log's word: prove each entry in the
+				// checkpoint just trusted.
+				h, err := l.LeafHash(e)
+				if err != nil {
+					return err
+				}
+				if err := l.VerifyInclusion(ctx, cp, e.Index, h); err != nil {
+					return fmt.Errorf("entry %d as served is not in the log: %w", e.Index, err)
+				}
+				var line any
+				if l.StaticCT {
+					line, err = certEntry(e, &cf)
+				} else {
+					line, err = vettingEntry(e, *agent)
+				}
+				if err != nil {
+					return fmt.Errorf("entry %d: %w", e.Index, err)
+				}
+				if line == nil {
+					continue
+				}
+				if err := enc.Encode(line); err != nil {
+					return err
+				}
 			}
-			var line any
-			if l.StaticCT {
-				line, err = certEntry(e, &cf)
-			} else {
-				line, err = vettingEntry(e, *agent)
+			if *once {
+				return nil
 			}
-			if err != nil {
-				return fmt.Errorf("entry %d: %w", e.Index, err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(*interval):
 			}
-			if line == nil {
-				continue
-			}
-			if err := enc.Encode(line); err != nil {
-				return err
-			}
-		}
-		if *once {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(*interval):
 		}
 	}
 }
@@ -543,69 +539,68 @@ func certEntry(e client.Entry, f *certFilter) (any, error) {
 		Issuer: c.Issuer.String(), NotAfter: c.NotAfter.UTC(), TNAuthList: tns.String()}, nil
 }
 
-func runCompare(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := newFlags("compare")
+func compareFlags(fs *flag.FlagSet) cli.Action {
 	var lf logFlags
 	lf.register(fs)
 	witness := fs.String("witness", "", "the witness's monitoring prefix (C2SP tlog-witness)")
 	evidence := fs.String("evidence", "vesper-evidence.json", "where to write evidence of a split view")
-	if err := parse(fs, args); err != nil {
-		return err
+	return func(ctx context.Context, args []string, stdout io.Writer) error {
+		if *witness == "" {
+			return usageErr("-witness is required")
+		}
+		l, err := lf.open()
+		if err != nil {
+			return err
+		}
+		h := sha256.Sum256([]byte(l.Origin))
+		u := strings.TrimSuffix(*witness, "/") + "/" + hex.EncodeToString(h[:]) + "/checkpoint"
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		wcp, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if err != nil {
+			return err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("witness answered %s for %s", resp.Status, l.Origin)
+		}
+		mine, other, err := l.CompareWith(ctx, wcp, *witness)
+		if err != nil {
+			return evidenceErr(err, *evidence)
+		}
+		fmt.Fprintf(stdout, "consistent: the log is at size %d, the witness at %d\n", mine.Size, other.Size)
+		return nil
 	}
-	if *witness == "" {
-		return usageErr("-witness is required")
-	}
-	l, err := lf.open()
-	if err != nil {
-		return err
-	}
-	h := sha256.Sum256([]byte(l.Origin))
-	u := strings.TrimSuffix(*witness, "/") + "/" + hex.EncodeToString(h[:]) + "/checkpoint"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	wcp, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("witness answered %s for %s", resp.Status, l.Origin)
-	}
-	mine, other, err := l.CompareWith(ctx, wcp, *witness)
-	if err != nil {
-		return evidenceErr(err, *evidence)
-	}
-	fmt.Fprintf(stdout, "consistent: the log is at size %d, the witness at %d\n", mine.Size, other.Size)
-	return nil
 }
 
-func runCheckEvidence(_ context.Context, args []string, stdout io.Writer) error {
-	fs := newFlags("check-evidence")
+func checkEvidenceFlags(fs *flag.FlagSet) cli.Action {
 	vkey := fs.String("log-vkey", "", "the log's verifier key")
-	if err := parse(fs, args); err != nil {
-		return err
+	return func(ctx context.Context, args []string, stdout io.Writer) error {
+		if *vkey == "" || fs.NArg() != 1 {
+			return usageErr("give -log-vkey and one evidence file")
+		}
+		if err := oneVKey(*vkey); err != nil {
+			return err
+		}
+		b, err := os.ReadFile(fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		ev, conclusive, err := client.CheckEvidence(b, *vkey)
+		if err != nil {
+			return err
+		}
+		if conclusive {
+			fmt.Fprintf(stdout, "evidence holds, conclusively: %s of %s: the log signed two different trees of one size: %s\n", ev.Kind, ev.Origin, ev.Detail)
+		} else {
+			fmt.Fprintf(stdout, "evidence holds: %s of %s: %s (both checkpoints are the log's; on its own this is not proof: the log owes a consistency proof between them)\n", ev.Kind, ev.Origin, ev.Detail)
+		}
+		return nil
 	}
-	if *vkey == "" || fs.NArg() != 1 {
-		return usageErr("give -log-vkey and one evidence file")
-	}
-	b, err := os.ReadFile(fs.Arg(0))
-	if err != nil {
-		return err
-	}
-	ev, conclusive, err := client.CheckEvidence(b, *vkey)
-	if err != nil {
-		return err
-	}
-	if conclusive {
-		fmt.Fprintf(stdout, "evidence holds, conclusively: %s of %s: the log signed two different trees of one size: %s\n", ev.Kind, ev.Origin, ev.Detail)
-	} else {
-		fmt.Fprintf(stdout, "evidence holds: %s of %s: %s (both checkpoints are the log's; on its own this is not proof: the log owes a consistency proof between them)\n", ev.Kind, ev.Origin, ev.Detail)
-	}
-	return nil
 }

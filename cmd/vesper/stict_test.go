@@ -301,7 +301,7 @@ func TestSTICTMonitor(t *testing.T) {
 		{"-agent", "abc"},
 	} {
 		_, errs := sl.vesper(t, 2, append([]string{"monitor", "-trust", trust, "-log", "stict", "-state", filepath.Join(states, "usage")}, args...)...)
-		if !strings.Contains(errs, "usage: vesper monitor") {
+		if !strings.Contains(errs, "(vesper monitor -h for help)") || strings.Count(errs, "\n") != 1 {
 			t.Errorf("monitor %v: %s", args, errs)
 		}
 	}

@@ -3,11 +3,14 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/vesperlog/vesperlog/cmd/internal/cli"
 
 	"github.com/go-jose/go-jose/v4"
 
@@ -16,23 +19,7 @@ import (
 	"github.com/vesperlog/vesperlog/storage/keys"
 )
 
-func runToken(ctx context.Context, args []string, stdout io.Writer) error {
-	if len(args) == 0 {
-		return usageErr("say token issue, token present or token verify")
-	}
-	switch args[0] {
-	case "issue":
-		return runTokenIssue(args[1:], stdout)
-	case "present":
-		return runTokenPresent(args[1:], stdout)
-	case "verify":
-		return runTokenVerify(args[1:], stdout)
-	}
-	return usageErr("unknown token command %q", args[0])
-}
-
-func runTokenIssue(args []string, stdout io.Writer) error {
-	fs := newFlags("token issue")
+func tokenIssueFlags(fs *flag.FlagSet) cli.Action {
 	keyFile := fs.String("key", "", "the agent's private JWK (the key it logs statements with)")
 	iss := fs.String("iss", "", "the issuer (iss), e.g. the agent's URL")
 	sub := fs.String("sub", "", "the vetted entity's id (sub)")
@@ -44,55 +31,53 @@ func runTokenIssue(args []string, stdout io.Writer) error {
 	holderFile := fs.String("holder-key", "", "the holder's public JWK, for key binding (optional)")
 	lifetime := fs.Duration("lifetime", 24*time.Hour, "how long the token is valid")
 	out := fs.String("out", "", "write the token here instead of standard output")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if *keyFile == "" || *iss == "" || *sub == "" || *receiptFile == "" || (*commitFile == "") == (*digest == "") {
-		return usageErr("-key, -iss, -sub, -receipt and one of -commitment or -kyc-data-hash are required")
-	}
-	key, err := keys.LoadJWK(*keyFile)
-	if err != nil {
-		return err
-	}
-	subs, err := readSubmissions(*commitFile, *digest, "", "")
-	if err != nil {
-		return err
-	}
-	rc, err := os.ReadFile(*receiptFile)
-	if err != nil {
-		return err
-	}
-	is := vesper.Issuance{Key: key, Issuer: *iss, Subject: *sub, IssuedAt: time.Now(), Lifetime: *lifetime,
-		KYCDataHash: subs[0].digest, Receipt: strings.TrimSpace(string(rc))}
-	if *claimsFile != "" {
-		if is.Claims, err = readJSONObject(*claimsFile); err != nil {
-			return err
+	return func(ctx context.Context, args []string, stdout io.Writer) error {
+		if *keyFile == "" || *iss == "" || *sub == "" || *receiptFile == "" || (*commitFile == "") == (*digest == "") {
+			return usageErr("-key, -iss, -sub, -receipt and one of -commitment or -kyc-data-hash are required")
 		}
-	}
-	if *frameFile != "" {
-		b, err := os.ReadFile(*frameFile)
+		key, err := keys.LoadJWK(*keyFile)
 		if err != nil {
 			return err
 		}
-		is.Frame = &vesper.Frame{}
-		if err := json.Unmarshal(b, is.Frame); err != nil {
-			return fmt.Errorf("%s: %w", *frameFile, err)
-		}
-	}
-	if *holderFile != "" {
-		if is.HolderKey, err = readPublicJWK(*holderFile); err != nil {
+		subs, err := readSubmissions(*commitFile, *digest, "", "")
+		if err != nil {
 			return err
 		}
+		rc, err := os.ReadFile(*receiptFile)
+		if err != nil {
+			return err
+		}
+		is := vesper.Issuance{Key: key, Issuer: *iss, Subject: *sub, IssuedAt: time.Now(), Lifetime: *lifetime,
+			KYCDataHash: subs[0].digest, Receipt: strings.TrimSpace(string(rc))}
+		if *claimsFile != "" {
+			if is.Claims, err = readJSONObject(*claimsFile); err != nil {
+				return err
+			}
+		}
+		if *frameFile != "" {
+			b, err := os.ReadFile(*frameFile)
+			if err != nil {
+				return err
+			}
+			is.Frame = &vesper.Frame{}
+			if err := json.Unmarshal(b, is.Frame); err != nil {
+				return fmt.Errorf("%s: %w", *frameFile, err)
+			}
+		}
+		if *holderFile != "" {
+			if is.HolderKey, err = readPublicJWK(*holderFile); err != nil {
+				return err
+			}
+		}
+		tok, err := vesper.Issue(is)
+		if err != nil {
+			return err
+		}
+		return writeOut(stdout, *out, tok)
 	}
-	tok, err := vesper.Issue(is)
-	if err != nil {
-		return err
-	}
-	return writeOut(stdout, *out, tok)
 }
 
-func runTokenPresent(args []string, stdout io.Writer) error {
-	fs := newFlags("token present")
+func tokenPresentFlags(fs *flag.FlagSet) cli.Action {
 	tokenFile := fs.String("token", "", "the token as issued")
 	disclose := fs.String("disclose", "", "comma-separated claim paths to disclose (e.g. contact_email,address,rcd.0; * for all)")
 	list := fs.Bool("list", false, "list the claims the token can disclose, and stop")
@@ -100,45 +85,44 @@ func runTokenPresent(args []string, stdout io.Writer) error {
 	aud := fs.String("aud", "", "the verifier (KB-JWT aud)")
 	nonce := fs.String("nonce", "", "the verifier's nonce (KB-JWT nonce)")
 	out := fs.String("out", "", "write the presentation here instead of standard output")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if *tokenFile == "" {
-		return usageErr("-token is required")
-	}
-	tb, err := os.ReadFile(*tokenFile)
-	if err != nil {
-		return err
-	}
-	tok := strings.TrimSpace(string(tb))
-	if *list {
-		paths, err := vesper.Disclosable(tok)
+	return func(ctx context.Context, args []string, stdout io.Writer) error {
+		if *tokenFile == "" {
+			return usageErr("-token is required")
+		}
+		tb, err := os.ReadFile(*tokenFile)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintln(stdout, strings.Join(paths, "\n"))
-		return nil
-	}
-	var paths []string
-	if *disclose != "" {
-		paths = strings.Split(*disclose, ",")
-	}
-	var kb *vesper.KeyBinding
-	if *holderFile != "" {
-		if *aud == "" || *nonce == "" {
-			return usageErr("a KB-JWT needs -aud and -nonce")
+		tok := strings.TrimSpace(string(tb))
+		if *list {
+			paths, err := vesper.Disclosable(tok)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(stdout, strings.Join(paths, "\n"))
+			return nil
 		}
-		hk, err := keys.LoadJWK(*holderFile)
+		var paths []string
+		if *disclose != "" {
+			paths = strings.Split(*disclose, ",")
+		}
+		var kb *vesper.KeyBinding
+		if *holderFile != "" {
+			if *aud == "" || *nonce == "" {
+				return usageErr("a KB-JWT needs -aud and -nonce")
+			}
+			hk, err := keys.LoadJWK(*holderFile)
+			if err != nil {
+				return err
+			}
+			kb = &vesper.KeyBinding{Key: hk, Audience: *aud, Nonce: *nonce, IssuedAt: time.Now()}
+		}
+		pres, err := vesper.Present(tok, paths, kb)
 		if err != nil {
 			return err
 		}
-		kb = &vesper.KeyBinding{Key: hk, Audience: *aud, Nonce: *nonce, IssuedAt: time.Now()}
+		return writeOut(stdout, *out, pres)
 	}
-	pres, err := vesper.Present(tok, paths, kb)
-	if err != nil {
-		return err
-	}
-	return writeOut(stdout, *out, pres)
 }
 
 // tokenOutput is token verify's JSON output.
@@ -153,60 +137,58 @@ type tokenOutput struct {
 	Checks    []string       `json:"checks"`
 }
 
-func runTokenVerify(args []string, stdout io.Writer) error {
-	fs := newFlags("token verify")
+func tokenVerifyFlags(fs *flag.FlagSet) cli.Action {
 	trustFile := fs.String("trust", "", "the transparency configuration pinned with vesper trust")
 	issuersFile := fs.String("issuers", "", "the vetting agents whose tokens are accepted (GET /vetting/v1/agents)")
 	aud := fs.String("aud", "", "require key binding to this audience")
 	nonce := fs.String("nonce", "", "require key binding with this nonce")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 || *trustFile == "" || *issuersFile == "" {
-		return usageErr("give -trust, -issuers and one token file (or -)")
-	}
-	if (*aud == "") != (*nonce == "") {
-		return usageErr("key binding needs both -aud and -nonce")
-	}
-	trust, err := loadTrust(*trustFile, "", "", "")
-	if err != nil {
-		return err
-	}
-	ib, err := os.ReadFile(*issuersFile)
-	if err != nil {
-		return err
-	}
-	issuers, err := vetting.ParseAgents(ib)
-	if err != nil {
-		return err
-	}
-	tok, err := readArg(fs.Arg(0))
-	if err != nil {
-		return err
-	}
-	o := vesper.Verification{Trust: trust, Issuers: issuers}
-	if *aud != "" {
-		o.KeyBinding = &vesper.KeyBindingPolicy{Audience: *aud, Nonce: *nonce}
-	}
-	v, err := vesper.Verify(tok, o)
-	if err != nil {
-		return fmt.Errorf("token does not verify: %w", err)
-	}
-	res := tokenOutput{Valid: true, Issuer: v.Issuer.Name, Claims: v.Claims, Disclosed: v.Disclosed, KeyBound: v.KeyBound,
-		LogOrigin: v.Receipt.Origin, LogIndex: v.Receipt.Index, Checks: v.Checks}
-	if *asJSON {
-		b, _ := json.MarshalIndent(res, "", "  ")
-		fmt.Fprintln(stdout, string(b))
+	return func(ctx context.Context, args []string, stdout io.Writer) error {
+		if fs.NArg() != 1 || *trustFile == "" || *issuersFile == "" {
+			return usageErr("give -trust, -issuers and one token file (or -)")
+		}
+		if (*aud == "") != (*nonce == "") {
+			return usageErr("key binding needs both -aud and -nonce")
+		}
+		trust, err := loadTrust(*trustFile, "", "", "")
+		if err != nil {
+			return err
+		}
+		ib, err := os.ReadFile(*issuersFile)
+		if err != nil {
+			return err
+		}
+		issuers, err := vetting.ParseAgents(ib)
+		if err != nil {
+			return err
+		}
+		tok, err := readArg(fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		o := vesper.Verification{Trust: trust, Issuers: issuers}
+		if *aud != "" {
+			o.KeyBinding = &vesper.KeyBindingPolicy{Audience: *aud, Nonce: *nonce}
+		}
+		v, err := vesper.Verify(tok, o)
+		if err != nil {
+			return fmt.Errorf("token does not verify: %w", err)
+		}
+		res := tokenOutput{Valid: true, Issuer: v.Issuer.Name, Claims: v.Claims, Disclosed: v.Disclosed, KeyBound: v.KeyBound,
+			LogOrigin: v.Receipt.Origin, LogIndex: v.Receipt.Index, Checks: v.Checks}
+		if *asJSON {
+			b, _ := json.MarshalIndent(res, "", "  ")
+			fmt.Fprintln(stdout, string(b))
+			return nil
+		}
+		fmt.Fprintf(stdout, "token OK: issued by agent %q about %v, logged as entry %d of %s\n", v.Issuer.Name, v.Claims["sub"], v.Receipt.Index, v.Receipt.Origin)
+		for _, c := range v.Checks {
+			fmt.Fprintf(stdout, "  ✓ %s\n", c)
+		}
+		fmt.Fprintln(stdout, "claims:")
+		fmt.Fprintln(stdout, vesper.ClaimsJSON(v.Claims))
 		return nil
 	}
-	fmt.Fprintf(stdout, "token OK: issued by agent %q about %v, logged as entry %d of %s\n", v.Issuer.Name, v.Claims["sub"], v.Receipt.Index, v.Receipt.Origin)
-	for _, c := range v.Checks {
-		fmt.Fprintf(stdout, "  ✓ %s\n", c)
-	}
-	fmt.Fprintln(stdout, "claims:")
-	fmt.Fprintln(stdout, vesper.ClaimsJSON(v.Claims))
-	return nil
 }
 
 func readJSONObject(path string) (map[string]any, error) {

@@ -3,11 +3,15 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/vesperlog/vesperlog/cmd/internal/cli"
 
 	"github.com/vesperlog/vesperlog/client"
 	"github.com/vesperlog/vesperlog/log/vetting"
@@ -16,55 +20,53 @@ import (
 	"github.com/vesperlog/vesperlog/witness/policy"
 )
 
-func runTrust(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := newFlags("trust")
+func trustFlags(fs *flag.FlagSet) cli.Action {
 	server := fs.String("server", "http://127.0.0.1:8080", "the vesperlog server")
 	out := fs.String("out", "", "where to pin the transparency configuration")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if *out == "" {
-		return usageErr("-out is required")
-	}
-	c, err := client.FetchConfiguration(ctx, nil, *server)
-	if err != nil {
-		return err
-	}
-	b, err := json.MarshalIndent(c, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := keys.WriteFile(*out, append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	t, err := c.Trust()
-	if err != nil {
-		return err
-	}
-	for _, l := range c.Logs {
-		fmt.Fprintf(stdout, "log %s\n  vkey %s\n", l.Origin, l.VKey)
-		if l.NoteVKey != "" {
-			fmt.Fprintf(stdout, "  note vkey %s\n", l.NoteVKey)
+	return func(ctx context.Context, args []string, stdout io.Writer) error {
+		if *out == "" {
+			return usageErr("-out is required")
 		}
-		if l.MLDSAVKey != "" {
-			fmt.Fprintf(stdout, "  ML-DSA-44 vkey %s\n", l.MLDSAVKey)
+		c, err := client.FetchConfiguration(ctx, nil, *server)
+		if err != nil {
+			return err
 		}
-		p := t.PolicyFor(l.Origin)
-		own := ""
-		if l.WitnessPolicy != "" {
-			own = " (its own policy)"
+		b, err := json.MarshalIndent(c, "", "  ")
+		if err != nil {
+			return err
 		}
-		fmt.Fprintf(stdout, "  witnesses: %d, quorum %s%s\n", len(p.Witnesses()), p.Quorum(), own)
+		if err := keys.WriteFile(*out, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+		t, err := c.Trust()
+		if err != nil {
+			return err
+		}
+		for _, l := range c.Logs {
+			fmt.Fprintf(stdout, "log %s\n  vkey %s\n", l.Origin, l.VKey)
+			if l.NoteVKey != "" {
+				fmt.Fprintf(stdout, "  note vkey %s\n", l.NoteVKey)
+			}
+			if l.MLDSAVKey != "" {
+				fmt.Fprintf(stdout, "  ML-DSA-44 vkey %s\n", l.MLDSAVKey)
+			}
+			p := t.PolicyFor(l.Origin)
+			own := ""
+			if l.WitnessPolicy != "" {
+				own = " (its own policy)"
+			}
+			fmt.Fprintf(stdout, "  witnesses: %d, quorum %s%s\n", len(p.Witnesses()), p.Quorum(), own)
+		}
+		for _, k := range c.ReceiptKeys.Keys {
+			state := "current"
+			if k.Retired() {
+				state = "retired"
+			}
+			fmt.Fprintf(stdout, "receipt key %s %s, window %s\n", k.KeyID, state, k.Window())
+		}
+		fmt.Fprintf(stdout, "pinned in %s: compare the vkeys above with what the operator publishes\n", *out)
+		return nil
 	}
-	for _, k := range c.ReceiptKeys.Keys {
-		state := "current"
-		if k.Retired() {
-			state = "retired"
-		}
-		fmt.Fprintf(stdout, "receipt key %s %s, window %s\n", k.KeyID, state, k.Window())
-	}
-	fmt.Fprintf(stdout, "pinned in %s: compare the vkeys above with what the operator publishes\n", *out)
-	return nil
 }
 
 // verifyOutput is verify-receipt's JSON output.
@@ -85,8 +87,7 @@ type vettingJSON struct {
 	IssuedAt    time.Time `json:"iat"`
 }
 
-func runVerifyReceipt(_ context.Context, args []string, stdout io.Writer) error {
-	fs := newFlags("verify-receipt")
+func verifyReceiptFlags(fs *flag.FlagSet) cli.Action {
 	trustFile := fs.String("trust", "", "a transparency configuration pinned with vesper trust")
 	logVKey := fs.String("log-vkey", "", "the log's verifier key (instead of -trust)")
 	jwksFile := fs.String("jwks", "", "the receipt keys, a JWKS file (with -log-vkey)")
@@ -94,83 +95,82 @@ func runVerifyReceipt(_ context.Context, args []string, stdout io.Writer) error 
 	agentsFile := fs.String("agents", "", "agents registry (GET /vetting/v1/agents): also verify the agent's own signature")
 	wantDigest := fs.String("digest", "", "fail unless the entry logs this kyc_data_hash")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		return usageErr("give one receipt file, or - for standard input")
-	}
-	trust, err := loadTrust(*trustFile, *logVKey, *jwksFile, *policyFile)
-	if err != nil {
-		return err
-	}
-	var raw []byte
-	if fs.Arg(0) == "-" {
-		raw, err = io.ReadAll(io.LimitReader(os.Stdin, receipts.MaxReceiptSize+1))
-	} else {
-		raw, err = os.ReadFile(fs.Arg(0))
-	}
-	if err != nil {
-		return err
-	}
-	v, err := receipts.Verify(string(raw), trust)
-	if err != nil {
-		return fmt.Errorf("receipt does not verify: %w", err)
-	}
-	out := verifyOutput{Valid: true, Origin: v.Origin, Index: v.Index, Checks: v.Checks}
+	return func(ctx context.Context, args []string, stdout io.Writer) error {
+		if fs.NArg() != 1 {
+			return usageErr("give one receipt file, or - for standard input")
+		}
+		trust, err := loadTrust(*trustFile, *logVKey, *jwksFile, *policyFile)
+		if err != nil {
+			return err
+		}
+		var raw []byte
+		if fs.Arg(0) == "-" {
+			raw, err = io.ReadAll(io.LimitReader(os.Stdin, receipts.MaxReceiptSize+1))
+		} else {
+			raw, err = os.ReadFile(fs.Arg(0))
+		}
+		if err != nil {
+			return err
+		}
+		v, err := receipts.Verify(string(raw), trust)
+		if err != nil {
+			return fmt.Errorf("receipt does not verify: %w", err)
+		}
+		out := verifyOutput{Valid: true, Origin: v.Origin, Index: v.Index, Checks: v.Checks}
 
-	if leaf, err := vetting.ParseLeaf(v.Entry); err == nil {
-		e := &vettingJSON{
-			LogTime:     time.UnixMilli(int64(leaf.Timestamp)).UTC(),
-			Agent:       b64.EncodeToString(leaf.AgentKey[:]),
-			KYCDataHash: b64.EncodeToString(leaf.Digest[:]),
-			Subject:     leaf.Subject,
-			IssuedAt:    time.Unix(int64(leaf.IssuedAt), 0).UTC(),
+		if leaf, err := vetting.ParseLeaf(v.Entry); err == nil {
+			e := &vettingJSON{
+				LogTime:     time.UnixMilli(int64(leaf.Timestamp)).UTC(),
+				Agent:       b64.EncodeToString(leaf.AgentKey[:]),
+				KYCDataHash: b64.EncodeToString(leaf.Digest[:]),
+				Subject:     leaf.Subject,
+				IssuedAt:    time.Unix(int64(leaf.IssuedAt), 0).UTC(),
+			}
+			out.Entry = e
+			if *agentsFile != "" {
+				b, err := os.ReadFile(*agentsFile)
+				if err != nil {
+					return err
+				}
+				reg, err := vetting.ParseAgents(b)
+				if err != nil {
+					return err
+				}
+				agent, err := reg.Lookup(leaf.AgentKey)
+				if err != nil {
+					return fmt.Errorf("entry's agent: %w", err)
+				}
+				if err := leaf.Verify(&agent.Key); err != nil {
+					return fmt.Errorf("entry's agent signature: %w", err)
+				}
+				e.AgentName = agent.Name
+				out.Checks = append(out.Checks, fmt.Sprintf("agent signature: the statement verifies with the key of agent %q", agent.Name))
+			}
+			if *wantDigest != "" {
+				if e.KYCDataHash != *wantDigest {
+					return fmt.Errorf("the entry logs kyc_data_hash %s, not %s", e.KYCDataHash, *wantDigest)
+				}
+				out.Checks = append(out.Checks, "digest: the entry logs kyc_data_hash "+*wantDigest)
+			}
+		} else if *agentsFile != "" || *wantDigest != "" {
+			return fmt.Errorf("the entry is not a vetting log entry: %w", err)
 		}
-		out.Entry = e
-		if *agentsFile != "" {
-			b, err := os.ReadFile(*agentsFile)
-			if err != nil {
-				return err
-			}
-			reg, err := vetting.ParseAgents(b)
-			if err != nil {
-				return err
-			}
-			agent, err := reg.Lookup(leaf.AgentKey)
-			if err != nil {
-				return fmt.Errorf("entry's agent: %w", err)
-			}
-			if err := leaf.Verify(&agent.Key); err != nil {
-				return fmt.Errorf("entry's agent signature: %w", err)
-			}
-			e.AgentName = agent.Name
-			out.Checks = append(out.Checks, fmt.Sprintf("agent signature: the statement verifies with the key of agent %q", agent.Name))
-		}
-		if *wantDigest != "" {
-			if e.KYCDataHash != *wantDigest {
-				return fmt.Errorf("the entry logs kyc_data_hash %s, not %s", e.KYCDataHash, *wantDigest)
-			}
-			out.Checks = append(out.Checks, "digest: the entry logs kyc_data_hash "+*wantDigest)
-		}
-	} else if *agentsFile != "" || *wantDigest != "" {
-		return fmt.Errorf("the entry is not a vetting log entry: %w", err)
-	}
 
-	if *asJSON {
-		b, _ := json.MarshalIndent(out, "", "  ")
-		fmt.Fprintln(stdout, string(b))
+		if *asJSON {
+			b, _ := json.MarshalIndent(out, "", "  ")
+			fmt.Fprintln(stdout, string(b))
+			return nil
+		}
+		fmt.Fprintf(stdout, "receipt OK: entry %d of %s\n", v.Index, v.Origin)
+		for _, c := range out.Checks {
+			fmt.Fprintf(stdout, "  ✓ %s\n", c)
+		}
+		if e := out.Entry; e != nil {
+			fmt.Fprintf(stdout, "entry:\n  kyc_data_hash %s\n  agent key     %s %s\n  sub           %s\n  iat           %s\n  logged at     %s\n",
+				e.KYCDataHash, e.Agent, e.AgentName, e.Subject, e.IssuedAt.Format(time.RFC3339), e.LogTime.Format(time.RFC3339Nano))
+		}
 		return nil
 	}
-	fmt.Fprintf(stdout, "receipt OK: entry %d of %s\n", v.Index, v.Origin)
-	for _, c := range out.Checks {
-		fmt.Fprintf(stdout, "  ✓ %s\n", c)
-	}
-	if e := out.Entry; e != nil {
-		fmt.Fprintf(stdout, "entry:\n  kyc_data_hash %s\n  agent key     %s %s\n  sub           %s\n  iat           %s\n  logged at     %s\n",
-			e.KYCDataHash, e.Agent, e.AgentName, e.Subject, e.IssuedAt.Format(time.RFC3339), e.LogTime.Format(time.RFC3339Nano))
-	}
-	return nil
 }
 
 // loadTrust builds the verifier's trust from a pinned configuration or from
@@ -186,12 +186,19 @@ func loadTrust(trustFile, logVKey, jwksFile, policyFile string) (receipts.Trust,
 		}
 		c, err := receipts.ParseConfiguration(b)
 		if err != nil {
-			return receipts.Trust{}, err
+			return receipts.Trust{}, fmt.Errorf("-trust %s is not a transparency configuration (the file vesper trust -out writes): %w", trustFile, err)
 		}
-		return c.Trust()
+		t, err := c.Trust()
+		if err != nil {
+			return receipts.Trust{}, fmt.Errorf("-trust %s: %w", trustFile, err)
+		}
+		return t, nil
 	}
 	if logVKey == "" || jwksFile == "" {
 		return receipts.Trust{}, usageErr("give -trust, or -log-vkey and -jwks")
+	}
+	if err := oneVKey(logVKey); err != nil {
+		return receipts.Trust{}, err
 	}
 	var p *policy.Policy
 	var err error
@@ -201,7 +208,7 @@ func loadTrust(trustFile, logVKey, jwksFile, policyFile string) (receipts.Trust,
 			return receipts.Trust{}, err
 		}
 		if p, err = policy.Parse(b); err != nil {
-			return receipts.Trust{}, fmt.Errorf("%s: %w", policyFile, err)
+			return receipts.Trust{}, fmt.Errorf("-policy %s is not a C2SP tlog-policy file: %w", policyFile, err)
 		}
 		if !p.HasLogKey(logVKey) {
 			name, _, _ := strings.Cut(logVKey, "+")
@@ -215,8 +222,21 @@ func loadTrust(trustFile, logVKey, jwksFile, policyFile string) (receipts.Trust,
 		return receipts.Trust{}, err
 	}
 	set, err := receipts.ParseKeySet(jb)
+	if err == nil && len(set.Keys) == 0 {
+		err = errors.New(`it has no "keys"`)
+	}
 	if err != nil {
-		return receipts.Trust{}, fmt.Errorf("%s is not a JWKS: %w", jwksFile, err)
+		return receipts.Trust{}, fmt.Errorf("-jwks %s is not a JWKS of receipt keys (GET /.well-known/jwks.json): %w", jwksFile, err)
 	}
 	return receipts.Trust{Keys: set, Policy: p}, nil
+}
+
+// oneVKey refuses a -log-vkey that is not one line: "$(cat FILE)" of a
+// file with a vkey per log gives several, which the note parser would
+// report as a bad octet.
+func oneVKey(vkey string) error {
+	if n := strings.Count(strings.TrimSpace(vkey), "\n") + 1; n > 1 {
+		return fmt.Errorf("-log-vkey is one log's vkey (NAME+HASH+KEY), but it is %d lines: give one of them", n)
+	}
+	return nil
 }

@@ -122,8 +122,8 @@ func (b *backend) addAgent(t *testing.T, server, cli, dir string, args ...string
 		runVesper(t, cli, dir, 0, append([]string{"agents", "add", "-agents", "data/agents.json"}, args...)...)
 		return
 	}
-	runVesper(t, cli, dir, 0, append([]string{"agents", "add", "-agents", "registry.json"}, args...)...)
-	out := runVesper(t, server, dir, 0, append(append([]string{"agents"}, b.flags...), "put", "registry.json")...)
+	runVesper(t, cli, dir, 0, append([]string{"agents", "add", "-create", "-agents", "registry.json"}, args...)...)
+	out := runVesper(t, server, dir, 0, append(append([]string{"agents", "put"}, b.flags...), "registry.json")...)
 	if !strings.Contains(out, "agent registry replaced") {
 		t.Fatalf("vesperlog agents put: %s", out)
 	}

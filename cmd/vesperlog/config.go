@@ -2,18 +2,24 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/vesperlog/vesperlog/cmd/internal/cli"
 	"github.com/vesperlog/vesperlog/log/state"
+	"github.com/vesperlog/vesperlog/log/stict"
 	"github.com/vesperlog/vesperlog/storage"
+	"github.com/vesperlog/vesperlog/witness/policy"
 )
 
 // config is every setting of vesperlog. Each is a flag; a YAML file given
@@ -49,9 +55,25 @@ type config struct {
 	Pprof              string        `yaml:"pprof"`
 }
 
+// parseConfig parses the server's command line, as vesperlog does.
 func parseConfig(args []string) (*config, error) {
 	c := &config{}
 	fs := flag.NewFlagSet("vesperlog", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	file := c.flags(fs)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	return c, c.load(*file, fs)
+}
+
+// flags defines every setting's flag on fs, and -config, whose value it
+// returns. It is the one source of vesperlog -h and of README.md's
+// configuration reference (TestConfigReference).
+func (c *config) flags(fs *flag.FlagSet) *string {
 	var file string
 	fs.StringVar(&file, "config", "", "YAML file setting any of these flags by name")
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "address to listen on")
@@ -59,8 +81,8 @@ func parseConfig(args []string) (*config, error) {
 	c.storageFlags(fs)
 	fs.StringVar(&c.VettingOrigin, "vetting-origin", "", "origin of the vetting log (default <public host>/vetting, or the existing key's name)")
 	fs.StringVar(&c.VettingKey, "vetting-key", "", "vetting log checkpoint key file (default <data>/keys/vetting-checkpoint.key)")
-	fs.StringVar(&c.ReceiptKey, "receipt-key", "", "receipt signing key, a private ES256 JWK (default <data>/keys/receipt-es256.jwk)")
-	fs.DurationVar(&c.CheckpointInterval, "checkpoint-interval", time.Second, "how often checkpoints are published")
+	fs.StringVar(&c.ReceiptKey, "receipt-key", "", "receipt signing key, a private ES256 JWK; rotate it with vesperlog keys rotate-receipt (default <data>/keys/receipt-es256.jwk)")
+	fs.DurationVar(&c.CheckpointInterval, "checkpoint-interval", time.Second, "how often checkpoints are published (receipts wait for one); at least 100ms on posix, 1s on aws, 1.2s on gcp")
 	fs.DurationVar(&c.IssuedAtWindow, "iat-window", 10*time.Minute, "how far a statement's iat may be from the log's clock")
 	fs.StringVar(&c.WitnessPolicy, "witness-policy", "", "C2SP tlog-policy of the witnesses that must cosign each checkpoint (with URLs)")
 	fs.BoolVar(&c.WitnessFailOpen, "witness-fail-open", false, "publish checkpoints without the quorum when witnesses fail (not recommended)")
@@ -70,22 +92,22 @@ func parseConfig(args []string) (*config, error) {
 	fs.StringVar(&c.STICTKey, "stict-key", "", "STI-CT log key (SCTs and checkpoints), a private P-256 JWK (default <data>/keys/stict-p256.jwk)")
 	fs.StringVar(&c.STICTNoteKey, "stict-note-key", "", "Ed25519 key that also signs each STI-CT checkpoint, for C2SP witnesses (default <data>/keys/stict-checkpoint.key)")
 	fs.BoolVar(&c.MLDSACheckpoints, "mldsa-checkpoints", false, "also sign each log's checkpoints with an ML-DSA-44 key (<checkpoint key>-mldsa.key, created on first use)")
-	fs.StringVar(&c.STICTWitnessPolicy, "stict-witness-policy", "", "C2SP tlog-policy for the STI-CT log's checkpoints, if not -witness-policy's")
+	fs.StringVar(&c.STICTWitnessPolicy, "stict-witness-policy", "", "C2SP tlog-policy (with URLs) for the STI-CT log's checkpoints, when its witnesses differ (default -witness-policy's)")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format on stderr: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "least level logged: debug, info, warn or error")
-	fs.StringVar(&c.Pprof, "pprof", "", "serve net/http/pprof on this loopback address, such as 127.0.0.1:6060 (off if empty)")
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
+	fs.StringVar(&c.Pprof, "pprof", "", "serve net/http/pprof on this loopback address, such as 127.0.0.1:6060, on its own listener (off by default; other addresses are refused)")
+	return &file
+}
+
+// load applies the -config file, if any, under the flags given in fs, and
+// completes and checks the settings.
+func (c *config) load(file string, fs *flag.FlagSet) error {
 	if file != "" {
 		if err := c.applyFile(file, fs); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return c, c.complete()
+	return c.complete()
 }
 
 // applyFile sets from a YAML file every setting not given as a flag.
@@ -168,6 +190,17 @@ func (c *config) complete() error {
 	if c.STICTWitnessPolicy == "" {
 		c.STICTWitnessPolicy = c.WitnessPolicy
 	}
+	if err := c.checkStorage(); err != nil {
+		return err
+	}
+	if err := c.checkFiles(); err != nil {
+		return err
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			return fmt.Errorf("-public-url %q is not an absolute http or https URL", c.PublicURL)
+		}
+	}
 	if min := minCheckpointInterval[c.storageName()]; c.CheckpointInterval < min {
 		return fmt.Errorf("-checkpoint-interval %s is below the %s minimum of -storage %s", c.CheckpointInterval, min, c.storageName())
 	}
@@ -193,11 +226,70 @@ func (c *config) storageFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Storage, "storage", storage.POSIX, "storage backend: posix, aws (MySQL-compatible database + S3-compatible bucket) or gcp (Spanner + GCS)")
 	fs.StringVar(&c.Data, "data", "vesperlog-data", "data directory: the logs with posix, and the default place of the key files with every backend")
 	fs.StringVar(&c.DBDSN, "db-dsn", "", "aws: MySQL DSN naming a database, user:password@tcp(host:3306)/vesper; each log gets databases vesper_<log>")
-	fs.StringVar(&c.S3Bucket, "s3-bucket", "", "aws: S3 bucket holding the tiles (logs under vetting/ and stict/)")
+	fs.StringVar(&c.S3Bucket, "s3-bucket", "", "aws: S3 bucket holding the tiles (logs under vetting/ and stict/), created if missing")
 	fs.StringVar(&c.S3Endpoint, "s3-endpoint", "", "aws: S3-compatible endpoint URL, path-style (default AWS's); credentials come from the AWS SDK's environment")
 	fs.StringVar(&c.S3Region, "s3-region", "", "aws: S3 region (default AWS_REGION, else us-east-1)")
 	fs.StringVar(&c.Spanner, "spanner", "", "gcp: Spanner database projects/P/instances/I/databases/D; each log uses databases D-<log>")
 	fs.StringVar(&c.GCSBucket, "gcs-bucket", "", "gcp: GCS bucket holding the tiles and the shared state")
+}
+
+// checkStorage checks the storage flags before anything is written: the
+// backend's name and the settings it needs.
+func (c *config) checkStorage() error {
+	switch c.storageName() {
+	case storage.POSIX:
+		if c.Data == "" {
+			return errors.New("-storage posix needs -data")
+		}
+	case storage.AWS:
+		if c.DBDSN == "" || c.S3Bucket == "" {
+			return errors.New("-storage aws needs -db-dsn and -s3-bucket")
+		}
+	case storage.GCP:
+		if c.Spanner == "" || c.GCSBucket == "" {
+			return errors.New("-storage gcp needs -spanner and -gcs-bucket")
+		}
+	default:
+		return fmt.Errorf("-storage %q: want %s, %s or %s", c.Storage, storage.POSIX, storage.AWS, storage.GCP)
+	}
+	return nil
+}
+
+// checkFiles reads the files the settings name and the server only reads,
+// so that a mistake in one is refused before the first start writes keys
+// and state.
+func (c *config) checkFiles() error {
+	for _, f := range []struct{ flag, path string }{{"-witness-policy", c.WitnessPolicy}, {"-stict-witness-policy", c.STICTWitnessPolicy}} {
+		if f.path == "" {
+			continue
+		}
+		b, err := os.ReadFile(f.path)
+		if err != nil {
+			return fmt.Errorf("%s: %w", f.flag, err)
+		}
+		if _, err := policy.Parse(b); err != nil {
+			return fmt.Errorf("%s %s is not a C2SP tlog-policy file: %w", f.flag, f.path, err)
+		}
+	}
+	if c.STICTRoots != "" {
+		b, err := os.ReadFile(c.STICTRoots)
+		if err != nil {
+			return fmt.Errorf("-stict-roots: %w", err)
+		}
+		if _, err := stict.ParseRoots(b); err != nil {
+			return fmt.Errorf("-stict-roots %s is not a PEM file of STI root certificates: %w", c.STICTRoots, err)
+		}
+	}
+	return nil
+}
+
+// openStorage opens the backend the storage flags name, once checked:
+// for the commands, which take the storage flags alone.
+func (c *config) openStorage(ctx context.Context) (storage.Backend, error) {
+	if err := c.checkStorage(); err != nil {
+		return nil, cli.Usagef("%v", err)
+	}
+	return storage.Open(ctx, c.storage())
 }
 
 // storage is the backend the flags choose.

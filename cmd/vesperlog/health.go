@@ -132,10 +132,11 @@ type readiness struct {
 	watch     *checkpointWatch
 	witnesses *vlog.WitnessRecorder
 	// pendingBound is how long entries may wait unpublished (a checkpoint
-	// interval and the publish timeout), idleBound how long a checkpoint
-	// may go unchanged at all (Tessera republishes an idle log's every
-	// DefaultCheckpointRepublishInterval).
-	pendingBound, idleBound time.Duration
+	// interval and the publish timeout); idleBound and witnessedIdleBound
+	// how long a checkpoint may go unchanged at all: Tessera republishes an
+	// idle log's every DefaultCheckpointRepublishInterval, and a witnessed
+	// log's every log.WitnessRepublishInterval.
+	pendingBound, idleBound, witnessedIdleBound time.Duration
 	// quorumWindow is how recent a witness's answer must be to count.
 	quorumWindow time.Duration
 
@@ -155,8 +156,10 @@ func newReadiness(cfg *config, st storage.State, w *checkpointWatch, rec *vlog.W
 		witnesses:    rec,
 		pendingBound: pending,
 		idleBound:    tessera.DefaultCheckpointRepublishInterval + pending,
-		quorumWindow: 2 * pending,
-		wasReady:     true,
+		// The witnesses may take up to the publish timeout to answer.
+		witnessedIdleBound: max(vlog.WitnessRepublishInterval, cfg.CheckpointInterval) + pending,
+		quorumWindow:       2 * pending,
+		wasReady:           true,
 	}
 }
 
@@ -216,18 +219,28 @@ func (r *readiness) checkLog(l *watchedLog) []string {
 	}
 	var problems []string
 	age = age.Round(time.Second)
-	if integrated > published && age > r.pendingBound {
+	idle := r.idleBound
+	if witnessed(l.policy) {
+		idle = r.witnessedIdleBound
+	}
+	switch {
+	case integrated > published && age > r.pendingBound:
 		problems = append(problems, fmt.Sprintf("%s log: checkpoint stale: %d entries integrated but unpublished, and the checkpoint (size %d) unchanged for %s (bound %s)",
 			l.name, integrated-published, published, age, r.pendingBound))
-	} else if age > r.idleBound {
-		problems = append(problems, fmt.Sprintf("%s log: checkpoint stale: unchanged for %s (bound %s)", l.name, age, r.idleBound))
+	case age > idle:
+		problems = append(problems, fmt.Sprintf("%s log: checkpoint stale: unchanged for %s (bound %s)", l.name, age, idle))
 	}
-	if p := l.policy; p != nil && len(p.Witnesses()) > 0 && !p.QuorumMet(nil) {
+	if witnessed(l.policy) {
 		if why := r.quorum(l, cp); why != "" {
-			problems = append(problems, fmt.Sprintf("%s log: witness quorum %s lost: %s", l.name, p.Quorum(), why))
+			problems = append(problems, fmt.Sprintf("%s log: witness quorum %s lost: %s", l.name, l.policy.Quorum(), why))
 		}
 	}
 	return problems
+}
+
+// witnessed reports whether p asks for a witness quorum.
+func witnessed(p *policy.Policy) bool {
+	return p != nil && len(p.Witnesses()) > 0 && !p.QuorumMet(nil)
 }
 
 // quorum says why l's witness quorum was not met recently ("" if it was):

@@ -14,9 +14,9 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/vesperlog/vesperlog/cmd/internal/cli"
 	"github.com/vesperlog/vesperlog/log/state"
 	"github.com/vesperlog/vesperlog/receipts"
-	"github.com/vesperlog/vesperlog/storage"
 	"github.com/vesperlog/vesperlog/storage/keys"
 )
 
@@ -26,20 +26,11 @@ const defaultReceiptKey = "keys/receipt-es256.jwk"
 // stagedSuffix names the new receipt key while a rotation is under way.
 const stagedSuffix = ".next"
 
-const keysSynopsis = "keys rotate-receipt [storage flags] [-receipt-key FILE]"
-
-// runKeys is vesperlog keys. Its one verb, rotate-receipt, gives a front
-// end a new receipt key and retires the old one in the key history.
-func runKeys(ctx context.Context, args []string, stdout io.Writer) error {
-	if len(args) > 0 && args[0] == "rotate-receipt" {
-		return rotateReceipt(ctx, args[1:], stdout)
-	}
-	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
-		fmt.Fprintf(os.Stderr, "usage: vesperlog %s\n(vesperlog keys rotate-receipt -h for its flags)\n", keysSynopsis)
-		return flag.ErrHelp
-	}
-	return usageError{"say rotate-receipt (vesperlog keys rotate-receipt -h for help)"}
-}
+// rotateDescription is keys rotate-receipt's -h.
+const rotateDescription = "Gives a front end a new ES256 receipt key: the old key is marked retired (exp) in " +
+	"the backend's receipt key history, which keeps it so that its receipts still verify, and the new key signs " +
+	"from now on (nbf). Stop the front end first, and start it again after. Run it again if it was interrupted: " +
+	"it finishes the rotation."
 
 // rotateReceipt replaces a stopped front end's receipt key. The order makes
 // a crash at any point safe, and running the command again finishes what
@@ -63,20 +54,20 @@ func runKeys(ctx context.Context, args []string, stdout io.Writer) error {
 // a shared lock on its key file (every backend), and on posix the data
 // directory's lock too; this command takes both, exclusively, for its
 // whole run.
-func rotateReceipt(ctx context.Context, args []string, stdout io.Writer) error {
-	fs, c := subcommandFlags("keys rotate-receipt", keysSynopsis+"\n\n"+
-		"Gives a front end a new ES256 receipt key: the old key is marked retired (exp) in\n"+
-		"the backend's receipt key history, which keeps it so that its receipts still\n"+
-		"verify, and the new key signs from now on (nbf). Stop the front end first, and\n"+
-		"start it again after. Run it again if it was interrupted: it finishes the rotation.")
+func rotateReceiptFlags(fs *flag.FlagSet) cli.Action {
+	c := &config{}
+	c.storageFlags(fs)
 	keyFile := fs.String("receipt-key", "", "the front end's receipt key file (default <data>/"+defaultReceiptKey+")")
-	if err := parseSubcommand(fs, "keys rotate-receipt", args); err != nil {
-		return err
+	return func(ctx context.Context, args []string, stdout io.Writer) error {
+		if len(args) > 0 {
+			return cli.Usagef("unexpected arguments %q", args)
+		}
+		return rotateReceipt(ctx, c, *keyFile, stdout)
 	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
-	}
-	path := *keyFile
+}
+
+func rotateReceipt(ctx context.Context, c *config, keyFile string, stdout io.Writer) error {
+	path := keyFile
 	if path == "" {
 		path = filepath.Join(c.Data, defaultReceiptKey)
 	}
@@ -91,7 +82,7 @@ func rotateReceipt(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer lock.Close()
-	be, err := storage.Open(ctx, c.storage())
+	be, err := c.openStorage(ctx)
 	if errors.Is(err, syscall.EWOULDBLOCK) {
 		return fmt.Errorf("%w: a server is running on it; stop it, then rotate", err)
 	}

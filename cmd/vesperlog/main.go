@@ -1,11 +1,14 @@
 // Command vesperlog runs the vesperlog transparency service: the vetting log
 // and, with -stict-roots, the STI-CT log, with their submission APIs,
 // tlog-tiles and static-ct-api reads, receipts, and the documents a verifier
-// pins. Its subcommands manage a deployment's shared state (agents,
-// migrate).
+// pins. Its commands manage a deployment's shared state: agents get and
+// put, keys rotate-receipt, migrate.
 //
 // With no flags it serves on 127.0.0.1:8080 from ./vesperlog-data, creating
-// the checkpoint and receipt keys on first start. See README.md for flags.
+// the checkpoint and receipt keys on first start, on the posix backend.
+// "vesperlog -h" lists every flag and command, and "vesperlog COMMAND -h"
+// a command's flags (package cmd/internal/cli); README.md's configuration
+// reference is generated from the same flag definitions.
 package main
 
 import (
@@ -13,6 +16,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -20,48 +24,67 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/vesperlog/vesperlog/cmd/internal/cli"
 )
 
 func main() {
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, nil)))
-	if len(os.Args) > 1 {
-		if sub, ok := subcommands[os.Args[1]]; ok {
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			err := sub(ctx, os.Args[2:], os.Stdout)
-			stop()
-			switch {
-			case errors.Is(err, flag.ErrHelp):
-				os.Exit(0)
-			case errors.As(err, new(usageError)):
-				fmt.Fprintf(os.Stderr, "vesperlog %s: %v\n", os.Args[1], err)
-				os.Exit(2)
-			case err != nil:
-				fmt.Fprintf(os.Stderr, "vesperlog %s: %v\n", os.Args[1], err)
-				os.Exit(1)
-			}
-			return
-		}
-	}
-	cfg, err := parseConfig(os.Args[1:])
-	if errors.Is(err, flag.ErrHelp) {
-		os.Exit(0)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "vesperlog:", err)
-		os.Exit(2)
-	}
-	restoreStderr, err := setupLogging(cfg)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "vesperlog:", err)
-		os.Exit(1)
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err = run(ctx, cfg)
-	restoreStderr()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "vesperlog:", err)
-		os.Exit(1)
+	code := program.Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// program is vesperlog: the server, run with flags and no command, and
+// the commands that manage a deployment's shared state.
+var program = &cli.Program{Name: "vesperlog",
+	Default: &cli.Command{Synopsis: "[-config FILE] [flags]",
+		Summary: "Serves the vetting log and, with -stict-roots, the STI-CT log.",
+		Description: "Serves the vetting log and, with -stict-roots, the STI-CT log: their submission APIs, " +
+			"tlog-tiles and static-ct-api reads, receipts, and the trust document verifiers pin. With no flags it " +
+			"serves on 127.0.0.1:8080 from ./vesperlog-data, creating the checkpoint and receipt keys on first " +
+			"start. Every flag can also be set by name in the YAML file -config names; flags win over the file.",
+		Flags: serverFlags},
+	Commands: []*cli.Command{
+		{Name: "agents get", Synopsis: "[storage flags]",
+			Summary: "print the agent registry of a backend",
+			Description: "Prints the agent registry (agents.json) of the backend the storage flags name, as the " +
+				"server's do. Edit it with vesper agents add and load it with agents put.",
+			Flags: agentsGetFlags},
+		{Name: "agents put", Synopsis: "[storage flags] FILE",
+			Summary: "replace the agent registry of a backend",
+			Description: "Replaces the agent registry of the backend the storage flags name with FILE, after " +
+				"checking it. Every front end on the backend sees the change within a second.",
+			Flags: agentsPutFlags},
+		{Name: "keys rotate-receipt", Synopsis: "[storage flags] [-receipt-key FILE]",
+			Summary:     "give a stopped front end a new receipt key",
+			Description: rotateDescription,
+			Flags:       rotateReceiptFlags},
+		{Name: "migrate", Synopsis: "-from DIR -storage aws|gcp|posix [target storage flags] [-vetting-key FILE] [-stict-key FILE] [-workers N] [-v]",
+			Summary:     "copy a posix data directory into another backend",
+			Description: migrateDescription,
+			Flags:       migrateFlags},
+	},
+}
+
+// serverFlags is the server's command: every setting of config.
+func serverFlags(fs *flag.FlagSet) cli.Action {
+	c := &config{}
+	file := c.flags(fs)
+	return func(ctx context.Context, args []string, _ io.Writer) error {
+		if len(args) > 0 {
+			return cli.Usagef("unexpected arguments %q (the server takes flags only)", args)
+		}
+		if err := c.load(*file, fs); err != nil {
+			return cli.Usagef("%v", err)
+		}
+		restoreStderr, err := setupLogging(c)
+		if err != nil {
+			return err
+		}
+		defer restoreStderr()
+		return run(ctx, c)
 	}
 }
 
@@ -103,9 +126,36 @@ func run(ctx context.Context, cfg *config) error {
 		return fmt.Errorf("serving: %w", err)
 	case <-ctx.Done():
 	}
-	slog.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// A second signal stops at once. Entries accepted but not yet
+	// published are sequenced and durable: they stay in the log and are
+	// published after the next start.
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(again)
+	pending := srv.pending(context.Background())
+	if pending != "" {
+		slog.Info("shutting down: waiting up to "+shutdownTimeout.String()+" for accepted entries to be published (signal again to stop at once)", "pending", pending)
+	} else {
+		slog.Info("shutting down")
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	herr := hs.Shutdown(sctx)
-	return errors.Join(herr, srv.close(sctx))
+	done := make(chan error, 1)
+	go func() { done <- errors.Join(hs.Shutdown(sctx), srv.close(sctx)) }()
+	select {
+	case err := <-done:
+		if err != nil && sctx.Err() != nil && pending != "" {
+			return fmt.Errorf("stopped after %s without publishing %s; they stay in the log and are published after the next start", shutdownTimeout, pending)
+		}
+		return err
+	case <-again:
+		if pending == "" {
+			return errors.New("stopped at once")
+		}
+		return fmt.Errorf("stopped at once without publishing %s; they stay in the log and are published after the next start", pending)
+	}
 }
+
+// shutdownTimeout bounds how long a stop waits for accepted entries to be
+// published.
+const shutdownTimeout = 30 * time.Second

@@ -98,7 +98,7 @@ func registerHealthGauges(r *readiness) error {
 			}
 			attrs := metric.WithAttributes(attribute.String("log", l.name))
 			o.ObserveFloat64(age, a.Seconds(), attrs)
-			if p := l.policy; p != nil && len(p.Witnesses()) > 0 && !p.QuorumMet(nil) {
+			if witnessed(l.policy) {
 				met := int64(0)
 				if r.quorum(l, cp) == "" {
 					met = 1

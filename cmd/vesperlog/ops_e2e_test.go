@@ -42,8 +42,8 @@ func TestOperations(t *testing.T) {
 		t.Fatalf("/healthz: %d %q", code, body)
 	}
 	// The first start published an empty checkpoint without
-	// cosignatures, and an idle log republishes it only every 10 minutes:
-	// not ready until a new checkpoint is cosigned.
+	// cosignatures, and a witnessed log republishes it within 30 s: not
+	// ready until then (or until a new entry's checkpoint is cosigned).
 	waitReady(t, srv.url, 503, "the latest checkpoint does not meet the policy")
 
 	// Known submissions: va logs d1, again (a duplicate), then a batch of

@@ -51,6 +51,8 @@ type app struct {
 	watch *checkpointWatch
 	ready *readiness
 	httpm *httpMetrics
+	// witnesses records each witness's last answer, for the status page.
+	witnesses *vlog.WitnessRecorder
 	// keyLock is a shared lock on the receipt key file, held from newApp
 	// to close, so that vesperlog keys rotate-receipt refuses to replace
 	// the key of a running server.
@@ -186,21 +188,22 @@ func newApp(ctx context.Context, cfg *config) (_ *app, err error) {
 		return nil, err
 	}
 	return &app{
-		cfg:      cfg,
-		backend:  be,
-		stict:    sl,
-		metrics:  metrics,
-		policy:   vw.policy,
-		vetting:  l,
-		vkeys:    vkeys(vettingKeys),
-		receipts: rs,
-		keys:     history,
-		agents:   agents,
-		service:  svc,
-		keyLock:  keyLock,
-		watch:    watch,
-		ready:    ready,
-		httpm:    httpm,
+		cfg:       cfg,
+		backend:   be,
+		stict:     sl,
+		metrics:   metrics,
+		policy:    vw.policy,
+		vetting:   l,
+		vkeys:     vkeys(vettingKeys),
+		receipts:  rs,
+		keys:      history,
+		agents:    agents,
+		service:   svc,
+		keyLock:   keyLock,
+		watch:     watch,
+		ready:     ready,
+		httpm:     httpm,
+		witnesses: witnesses,
 	}, nil
 }
 
@@ -418,6 +421,7 @@ func (s *app) handler() http.Handler {
 	})
 	mux.HandleFunc("POST /api/verify-vetted-info", s.handleVerifyVettedInfo)
 	mux.Handle("GET /metrics", s.metrics)
+	mux.Handle("GET /{$}", s.statusPage())
 	mux.HandleFunc("GET /healthz", handleHealthz)
 	mux.HandleFunc("GET /readyz", s.ready.handleReadyz)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -546,6 +550,28 @@ func (s *app) announce(w io.Writer, addr string) {
 	if s.stict != nil && s.stict.policy != s.policy {
 		fmt.Fprintf(w, "STI-CT witnesses:   %d, quorum %s\n", len(s.stict.policy.Witnesses()), s.stict.policy.Quorum())
 	}
+}
+
+// pending says what a stop waits for: each log's entries accepted but not
+// yet published, and how its witnesses last answered; "" if nothing.
+func (s *app) pending(ctx context.Context) string {
+	names, logs := []string{"vetting"}, []*vlog.Log{s.vetting}
+	if s.stict != nil {
+		names, logs = append(names, "STI-CT"), append(logs, s.stict.log)
+	}
+	var parts []string
+	for i, l := range logs {
+		n, err := l.Pending(ctx)
+		if err != nil || n == 0 {
+			continue
+		}
+		p := fmt.Sprintf("%d entries of the %s log", n, names[i])
+		if r := l.WitnessReport(); r != "" {
+			p += " (" + r + ")"
+		}
+		parts = append(parts, p)
+	}
+	return strings.Join(parts, "; ")
 }
 
 func (s *app) close(ctx context.Context) error {

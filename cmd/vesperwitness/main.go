@@ -3,8 +3,11 @@
 //	vesperwitness keygen -name witness.example/w1 -out witness.key [-alg ed25519|ml-dsa-44]
 //	vesperwitness add-log -config logs.policy VKEY [URL]
 //	vesperwitness list-logs -config logs.policy
-//	vesperwitness serve -key witness.key -config logs.policy -state DIR [-addr 127.0.0.1:8090]
+//	vesperwitness serve -key witness.key -config logs.policy [-state DIR] [-addr 127.0.0.1:8090]
 //	vesperwitness feed -log-url URL -log-vkey VKEY -witness-url URL -witness-vkey VKEY [-once | -interval 1m]
+//
+// "vesperwitness COMMAND -h" prints a command's flags (package
+// cmd/internal/cli).
 //
 // keygen makes an Ed25519 key (the default; it cosigns as cosignature/v1
 // and prints "cosignature/v1 vkey: ...") or an ML-DSA-44 key (-alg
@@ -30,6 +33,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vesperlog/vesperlog/cmd/internal/cli"
 	"github.com/vesperlog/vesperlog/storage/keys"
 	"github.com/vesperlog/vesperlog/witness"
 	"github.com/vesperlog/vesperlog/witness/policy"
@@ -38,59 +42,49 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
-		if errors.Is(err, errUsage) {
-			if err != errUsage && !errors.Is(err, flag.ErrHelp) {
-				fmt.Fprintln(os.Stderr, "vesperwitness:", strings.Join(strings.Fields(err.Error()), " "))
-			}
-			fmt.Fprint(os.Stderr, usage)
-			os.Exit(2)
-		}
-		fmt.Fprintln(os.Stderr, "vesperwitness:", strings.Join(strings.Fields(err.Error()), " "))
-		os.Exit(1)
-	}
+	os.Exit(program.Run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// usage is the synopsis of the package doc, printed for -h and usage errors.
-const usage = `usage:
-  vesperwitness keygen -name NAME -out FILE [-alg ed25519|ml-dsa-44]
-  vesperwitness add-log -config FILE VKEY [URL]
-  vesperwitness list-logs -config FILE
-  vesperwitness serve -key FILE -config FILE -state DIR [-addr 127.0.0.1:8090]
-  vesperwitness feed -log-url URL -log-vkey VKEY -witness-url URL -witness-vkey VKEY [-once | -interval 1m]
-`
+// program is vesperwitness's commands: the synopses of the package doc.
+var program = &cli.Program{Name: "vesperwitness", Commands: []*cli.Command{
+	{Name: "keygen", Synopsis: "-name NAME -out FILE [-alg ed25519|ml-dsa-44]",
+		Summary: "make the witness's key",
+		Description: "Writes a new private key named NAME to FILE (mode 0600) and prints its vkey: " +
+			"\"cosignature/v1 vkey: ...\" for Ed25519, \"ml-dsa-44 vkey: ...\" for ML-DSA-44. " +
+			"Refuses to overwrite an existing key.",
+		Flags: keygenFlags},
+	{Name: "add-log", Synopsis: "-config FILE VKEY [URL]",
+		Summary: "add a log to the logs file the witness witnesses",
+		Description: "Adds the log with checkpoint vkey VKEY (and its optional tlog-tiles URL) to FILE, a C2SP " +
+			"tlog-policy of log lines and \"quorum none\", creating FILE if it does not exist. Restart serve to use it.",
+		Flags: addLogFlags},
+	{Name: "list-logs", Synopsis: "-config FILE",
+		Summary:     "list the logs in a logs file",
+		Description: "Prints each log of FILE, a witness's logs file, as its origin and vkey, tab-separated.",
+		Flags:       listLogsFlags},
+	{Name: "serve", Synopsis: "-key FILE -config FILE [-state DIR] [-addr ADDR]",
+		Summary: "run the witness",
+		Description: "Serves C2SP tlog-witness add-checkpoint for the logs of the -config file, cosigning with the " +
+			"-key key, and keeps each log's latest cosigned checkpoint in DIR so that it never cosigns an " +
+			"inconsistent one. Logs that do not ask witnesses themselves can be fed with vesperwitness feed.",
+		Flags: serveFlags},
+	{Name: "feed", Synopsis: "-log-url URL -log-vkey VKEY -witness-url URL -witness-vkey VKEY [-once | -interval D]",
+		Summary: "send a log's checkpoints to a witness",
+		Description: "Reads the log's checkpoint, proves it consistent with the witness's latest for that log, and " +
+			"submits it for cosigning; prints the cosigned checkpoint with -once, and otherwise repeats every -interval.",
+		Flags: feedFlags},
+}}
 
-var errUsage = errors.New("usage")
-
-func run(ctx context.Context, args []string, stdout io.Writer) error {
-	if len(args) == 0 {
-		return errUsage
-	}
-	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	name := fs.String("name", "", "keygen: the witness's name, e.g. witness.example/w1")
-	out := fs.String("out", "", "keygen: where to write the private key")
-	alg := fs.String("alg", witness.Ed25519, "keygen: the key's algorithm, "+witness.Ed25519+" or "+witness.MLDSA44)
-	config := fs.String("config", "", "the logs witnessed, a C2SP tlog-policy file")
-	keyFile := fs.String("key", "", "serve: the witness's private key")
-	state := fs.String("state", "vesperwitness-state", "serve: the state directory")
-	addr := fs.String("addr", "127.0.0.1:8090", "serve: address to listen on")
-	logURL := fs.String("log-url", "", "feed: the log's tlog-tiles prefix")
-	logVKey := fs.String("log-vkey", "", "feed: the log's checkpoint vkey")
-	witnessURL := fs.String("witness-url", "", "feed: the witness's submission prefix")
-	witnessVKey := fs.String("witness-vkey", "", "feed: the witness's vkey (Ed25519 cosignature/v1 or ML-DSA-44)")
-	once := fs.Bool("once", false, "feed: feed the current checkpoint and exit")
-	interval := fs.Duration("interval", time.Minute, "feed: how often to feed")
-	if err := fs.Parse(args[1:]); err != nil {
-		return fmt.Errorf("%w: %w", errUsage, err)
-	}
-	switch args[0] {
-	case "keygen":
-		if *name == "" || *out == "" {
-			return fmt.Errorf("%w: keygen needs -name and -out", errUsage)
+func keygenFlags(fs *flag.FlagSet) cli.Action {
+	name := fs.String("name", "", "the witness's name, e.g. witness.example/w1")
+	out := fs.String("out", "", "where to write the private key")
+	alg := fs.String("alg", witness.Ed25519, "the key's algorithm, "+witness.Ed25519+" or "+witness.MLDSA44)
+	return func(ctx context.Context, args []string, stdout io.Writer) error {
+		if *name == "" || *out == "" || len(args) > 0 {
+			return cli.Usagef("keygen needs -name and -out, and no arguments")
 		}
 		if *alg != witness.Ed25519 && *alg != witness.MLDSA44 {
-			return fmt.Errorf("%w: -alg is %s or %s, not %q", errUsage, witness.Ed25519, witness.MLDSA44, *alg)
+			return cli.Usagef("-alg is %s or %s, not %q", witness.Ed25519, witness.MLDSA44, *alg)
 		}
 		if _, err := os.Stat(*out); err == nil {
 			return fmt.Errorf("%s exists; refusing to overwrite a key", *out)
@@ -104,15 +98,20 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "private key: %s (keep it secret)\n%s: %s\n", *out, vkeyLabel(*alg), vkey)
 		return nil
-	case "add-log":
-		if *config == "" || fs.NArg() < 1 || fs.NArg() > 2 {
-			return fmt.Errorf("%w: add-log -config FILE VKEY [URL]", errUsage)
+	}
+}
+
+func addLogFlags(fs *flag.FlagSet) cli.Action {
+	config := fs.String("config", "", "the logs witnessed, a C2SP tlog-policy file (created if missing)")
+	return func(ctx context.Context, args []string, stdout io.Writer) error {
+		if *config == "" || len(args) < 1 || len(args) > 2 {
+			return cli.Usagef("give -config FILE, a VKEY and optionally its URL")
 		}
 		p, err := readLogs(*config, true)
 		if err != nil {
 			return err
 		}
-		line := "log " + strings.Join(fs.Args(), " ")
+		line := "log " + strings.Join(args, " ")
 		np, err := policy.Parse([]byte(logLines(p) + line + "\nquorum none\n"))
 		if err != nil {
 			return err
@@ -122,7 +121,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		fmt.Fprintf(stdout, "witnessing %s\n", logCount(np))
 		return nil
-	case "list-logs":
+	}
+}
+
+func listLogsFlags(fs *flag.FlagSet) cli.Action {
+	config := fs.String("config", "", "the logs witnessed, a C2SP tlog-policy file")
+	return func(ctx context.Context, args []string, stdout io.Writer) error {
 		p, err := readLogs(*config, false)
 		if err != nil {
 			return err
@@ -131,11 +135,29 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			fmt.Fprintf(stdout, "%s\t%s\n", l.Origin, l.VKey)
 		}
 		return nil
-	case "serve":
+	}
+}
+
+func serveFlags(fs *flag.FlagSet) cli.Action {
+	keyFile := fs.String("key", "", "the witness's private key (from keygen, mode 0600)")
+	config := fs.String("config", "", "the logs witnessed, a C2SP tlog-policy file")
+	state := fs.String("state", "vesperwitness-state", "the state directory")
+	addr := fs.String("addr", "127.0.0.1:8090", "address to listen on")
+	return func(ctx context.Context, args []string, stdout io.Writer) error {
 		return serve(ctx, *keyFile, *config, *state, *addr, stdout)
-	case "feed":
+	}
+}
+
+func feedFlags(fs *flag.FlagSet) cli.Action {
+	logURL := fs.String("log-url", "", "the log's tlog-tiles prefix")
+	logVKey := fs.String("log-vkey", "", "the log's checkpoint vkey")
+	witnessURL := fs.String("witness-url", "", "the witness's submission prefix")
+	witnessVKey := fs.String("witness-vkey", "", "the witness's vkey (Ed25519 cosignature/v1 or ML-DSA-44)")
+	once := fs.Bool("once", false, "feed the current checkpoint, print it cosigned, and exit")
+	interval := fs.Duration("interval", time.Minute, "how often to feed")
+	return func(ctx context.Context, args []string, stdout io.Writer) error {
 		if *logURL == "" || *logVKey == "" || *witnessURL == "" || *witnessVKey == "" {
-			return fmt.Errorf("%w: feed needs -log-url, -log-vkey, -witness-url and -witness-vkey", errUsage)
+			return cli.Usagef("feed needs -log-url, -log-vkey, -witness-url and -witness-vkey")
 		}
 		lv, err := policy.NewLogVerifier(*logVKey)
 		if err != nil {
@@ -164,13 +186,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		_, err = stdout.Write(signed)
 		return err
 	}
-	return errUsage
 }
 
 // readLogs reads a witness's logs file; a missing one is empty if allowed.
 func readLogs(path string, missingOK bool) (*policy.Policy, error) {
 	if path == "" {
-		return nil, fmt.Errorf("%w: -config is required", errUsage)
+		return nil, cli.Usagef("-config is required")
 	}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) && missingOK {
@@ -203,7 +224,7 @@ func logLines(p *policy.Policy) string {
 
 func serve(ctx context.Context, keyFile, config, state, addr string, stdout io.Writer) error {
 	if keyFile == "" {
-		return fmt.Errorf("%w: serve needs -key", errUsage)
+		return cli.Usagef("serve needs -key")
 	}
 	k, err := readKey(keyFile)
 	if err != nil {

@@ -13,7 +13,9 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strconv"
 	"sync"
+	"time"
 )
 
 // Error classes of vesperlog's HTTP APIs. Wrap one of them with detail; the
@@ -32,7 +34,20 @@ var (
 	ErrUpstream = errors.New("upstream service failed")
 	// ErrOverloaded means the log pushed back: answer 503 with Retry-After.
 	ErrOverloaded = errors.New("log is overloaded")
+	// ErrUnwitnessed means the log has no checkpoint its witnesses cosigned
+	// that covers what was asked for, yet: answer 503 with Retry-After.
+	ErrUnwitnessed = errors.New("not yet cosigned by the witnesses")
 )
+
+// Retry is an error the client should retry after After, which a 503
+// sends as its Retry-After instead of the default RetryAfter.
+type Retry struct {
+	Err   error
+	After time.Duration
+}
+
+func (r *Retry) Error() string { return r.Err.Error() }
+func (r *Retry) Unwrap() error { return r.Err }
 
 // problems maps each class to its status and RFC 9457 title.
 // The class is a short fixed name, for metric labels.
@@ -52,6 +67,7 @@ var problems = []struct {
 	{ErrUnverifiable, http.StatusUnprocessableEntity, "unverifiable", "The evidence does not verify"},
 	{ErrUpstream, http.StatusBadGateway, "upstream", "A service this one depends on failed; retry later"},
 	{ErrOverloaded, http.StatusServiceUnavailable, "overloaded", "The log is overloaded; retry later"},
+	{ErrUnwitnessed, http.StatusServiceUnavailable, "unwitnessed", "The log's witnesses have not cosigned a checkpoint covering this yet; retry later"},
 }
 
 // ClassInternal is Class's name for an error of no class.
@@ -77,6 +93,8 @@ type Details struct {
 	Title  string `json:"title"`
 	Status int    `json:"status"`
 	Detail string `json:"detail,omitempty"`
+	// RetryAfter, in whole seconds, is a 503's Retry-After if not 0.
+	RetryAfter int `json:"-"`
 }
 
 // For returns the problem err belongs to. Errors of no class are internal:
@@ -84,7 +102,11 @@ type Details struct {
 func For(err error) Details {
 	for _, p := range problems {
 		if errors.Is(err, p.err) {
-			return Details{Type: "about:blank", Title: p.title, Status: p.status, Detail: err.Error()}
+			d := Details{Type: "about:blank", Title: p.title, Status: p.status, Detail: err.Error()}
+			if r := (*Retry)(nil); errors.As(err, &r) {
+				d.RetryAfter = int(max(1, (r.After+time.Second-1)/time.Second))
+			}
+			return d
 		}
 	}
 	return Details{Type: "about:blank", Title: "Internal server error", Status: http.StatusInternalServerError}
@@ -183,7 +205,11 @@ func agentOf(ctx context.Context) string {
 // WriteDetails writes p as application/problem+json.
 func WriteDetails(w http.ResponseWriter, p Details) {
 	if p.Status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", RetryAfter)
+		if p.RetryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(p.RetryAfter))
+		} else {
+			w.Header().Set("Retry-After", RetryAfter)
+		}
 	}
 	if p.Status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
 		// RFC 9110 asks for a challenge; the "JWS" scheme names what the

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 )
 
 func TestTable(t *testing.T) {
@@ -41,6 +42,26 @@ func TestTable(t *testing.T) {
 		}
 		if c.status == 500 && d.Detail != "" {
 			t.Errorf("internal error detail leaked: %q", d.Detail)
+		}
+	}
+}
+
+// TestRetry: a 503 carries the error's own Retry-After, rounded up to whole
+// seconds, and the default without one.
+func TestRetry(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{&Retry{Err: fmt.Errorf("%w: not yet", ErrUnwitnessed), After: 29500 * time.Millisecond}, "30"},
+		{fmt.Errorf("wrapped: %w", &Retry{Err: ErrOverloaded, After: time.Millisecond}), "1"},
+		{ErrUnwitnessed, RetryAfter},
+		{ErrOverloaded, RetryAfter},
+	} {
+		w := httptest.NewRecorder()
+		Write(w, httptest.NewRequest("GET", "/", nil), c.err)
+		if w.Code != 503 || w.Header().Get("Retry-After") != c.want {
+			t.Errorf("%v: %d, Retry-After %q, want 503 and %q", c.err, w.Code, w.Header().Get("Retry-After"), c.want)
 		}
 	}
 }

@@ -78,6 +78,9 @@ func (a *Agents) Lookup(thumbprint [32]byte) (*Agent, error) {
 // Len returns the number of registered agents.
 func (a *Agents) Len() int { return len(a.byKey) }
 
+// List returns the registered agents, sorted by name.
+func (a *Agents) List() []*Agent { return a.sorted() }
+
 // Add registers a new agent, whose tokens carry iss issuer if it is not
 // empty, and returns the new registry; a is unchanged.
 func (a *Agents) Add(name string, key jose.JSONWebKey, issuer string) (*Agents, error) {

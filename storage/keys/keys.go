@@ -219,6 +219,12 @@ func WriteJWK(path string, k *jose.JSONWebKey) error {
 func LoadJWK(path string) (*jose.JSONWebKey, error) {
 	b, err := readPrivate(path)
 	if err != nil {
+		// A public key is readable by others, as it should be: say what
+		// it is rather than that it is exposed.
+		var pub jose.JSONWebKey
+		if pb, rerr := os.ReadFile(path); rerr == nil && json.Unmarshal(pb, &pub) == nil && pub.Key != nil && pub.IsPublic() {
+			return nil, fmt.Errorf("key %s is a public JWK; a private key is needed here (keygen writes it as NAME.jwk beside NAME.pub.jwk)", path)
+		}
 		return nil, fmt.Errorf("reading key: %w", err)
 	}
 	var k jose.JSONWebKey

@@ -10,11 +10,13 @@
 // before use, "none" only as the quorum, thresholds 1 <= k <= n, each
 // member once per group, no duplicate keys, one namespace for witnesses
 // and groups) and refuses anything else with an error giving the line.
-// Logs use Ed25519 note keys (type 0x01) whose key name is the log's
-// checkpoint origin, and a log may have one key of each type (an STI-CT log
-// is listed with its RFC 6962 key, 0x05, and the Ed25519 key it also
-// signs with for C2SP witnesses; a checkpoint signed by either is the
-// log's); witnesses use Ed25519 cosignature/v1 keys (type 0x04) or
+// Logs use note keys whose key name is the log's checkpoint origin:
+// Ed25519 (type 0x01), RFC 6962 (0x05, an STI-CT log's) or ML-DSA-44, and
+// a log may have one key of each type (an STI-CT log is listed with its
+// RFC 6962 key and the Ed25519 key it also signs with for C2SP witnesses;
+// a checkpoint signed by any of them is the log's). ForLog builds the
+// policy of a log's vkeys alone, with quorum none, for a verifier given
+// just -log-vkey; witnesses use Ed25519 cosignature/v1 keys (type 0x04) or
 // ML-DSA-44 cosignature keys (type 0x06, exactly 1312 key bytes), both of
 // https://c2sp.org/tlog-cosignature, mixed in any group or quorum.
 // Beyond the spec, Parse also refuses: a final line without a

@@ -176,20 +176,28 @@ func ForLog(vkeys ...string) (*Policy, error) {
 		// The vkey must be one field a policy file could hold, so that
 		// String gives text that Parse accepts.
 		if err := checkOctets([]byte(vkey)); err != nil {
-			return nil, fmt.Errorf("%w: log vkey %q: %v", ErrMalformedPolicy, vkey, err)
+			return nil, &vkeyError{fmt.Sprintf("%q: %v", vkey, err)}
 		}
 		if f := fields(vkey); len(f) != 1 || f[0] != vkey {
-			return nil, fmt.Errorf("%w: log vkey %q is not a single field", ErrMalformedPolicy, vkey)
+			return nil, &vkeyError{fmt.Sprintf("%q is not a single field", vkey)}
 		}
 		if err := p.parseLog([]string{"log", vkey}); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrMalformedPolicy, err)
+			return nil, &vkeyError{strings.TrimPrefix(err.Error(), "log vkey: ")}
 		}
 	}
 	if len(p.logs) == 0 {
-		return nil, fmt.Errorf("%w: no log vkey", ErrMalformedPolicy)
+		return nil, &vkeyError{"no log vkey"}
 	}
 	return p, nil
 }
+
+// vkeyError is ForLog's refusal. It is ErrMalformedPolicy to errors.Is,
+// as the policy it would build is, but it speaks of the vkey the caller
+// gave, not of a policy file the caller never wrote.
+type vkeyError struct{ msg string }
+
+func (e *vkeyError) Error() string        { return "malformed log vkey: " + e.msg }
+func (e *vkeyError) Is(target error) bool { return target == ErrMalformedPolicy }
 
 // LogOnly returns the policy of origin's keys alone, with quorum none:
 // what makes a checkpoint the log's own, whoever cosigned it.

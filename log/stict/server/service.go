@@ -203,7 +203,7 @@ func (s *Service) Consistency(ctx context.Context, first, second uint64) ([][]by
 // Merkle leaf hash is given, in the tree of size treeSize (RFC 6962
 // get-proof-by-hash).
 func (s *Service) ProofByHash(ctx context.Context, leafHash []byte, treeSize uint64) (uint64, [][]byte, error) {
-	idx, err := s.indexOf(ctx, leafHash)
+	idx, err := s.IndexOf(ctx, leafHash)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -225,7 +225,9 @@ func (s *Service) ProofByHash(ctx context.Context, leafHash []byte, treeSize uin
 	return idx, proof, err
 }
 
-func (s *Service) indexOf(ctx context.Context, leafHash []byte) (uint64, error) {
+// IndexOf returns the index of the entry with the given Merkle leaf hash,
+// from the leaf-hash index (which lags the log by a few seconds).
+func (s *Service) IndexOf(ctx context.Context, leafHash []byte) (uint64, error) {
 	if len(leafHash) != sha256.Size {
 		return 0, fmt.Errorf("%w: a leaf hash is %d bytes", problem.ErrBadRequest, sha256.Size)
 	}
@@ -294,7 +296,7 @@ func (s *Service) Receipt(ctx context.Context, index uint64) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := vlog.MeetsPolicy(s.cfg.Policy, cp); err != nil {
+	if err := s.cfg.Log.MeetsPolicy(s.cfg.Policy, cp); err != nil {
 		return "", err
 	}
 	p, err := s.cfg.Log.Prover(ctx, size)
@@ -320,7 +322,7 @@ func (s *Service) Receipt(ctx context.Context, index uint64) (string, error) {
 
 // ReceiptByHash is Receipt for the entry with the given Merkle leaf hash.
 func (s *Service) ReceiptByHash(ctx context.Context, leafHash []byte) (uint64, string, error) {
-	idx, err := s.indexOf(ctx, leafHash)
+	idx, err := s.IndexOf(ctx, leafHash)
 	if err != nil {
 		return 0, "", err
 	}

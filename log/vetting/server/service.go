@@ -308,7 +308,7 @@ type receiptBuilder struct {
 }
 
 func (s *Service) newReceiptBuilder(ctx context.Context, cp []byte) (*receiptBuilder, error) {
-	if err := vlog.MeetsPolicy(s.cfg.Policy, cp); err != nil {
+	if err := s.cfg.Log.MeetsPolicy(s.cfg.Policy, cp); err != nil {
 		return nil, err
 	}
 	size, err := vlog.CheckpointSize(cp)
