@@ -998,10 +998,9 @@ func TestMLDSACheckpoints(t *testing.T) {
 	dir := t.TempDir()
 	p := stictPKI(t, dir)
 	run := func(want int, args ...string) string { return runVesper(t, cli, dir, want, args...) }
+	srv, _ := startSTICT(t, bin, dir, "-mldsa-checkpoints")
 	run(0, "keygen", "agent", "-out", "va.jwk")
 	run(0, "agents", "add", "-agents", "data/agents.json", "-name", "va", "-key", "va.pub.jwk")
-
-	srv, _ := startSTICT(t, bin, dir, "-mldsa-checkpoints")
 	run(0, "submit", "-server", srv.url, "-key", "va.jwk", "-digest", strings.Repeat("M", 42)+"E", "-out", "r0.jwt")
 	addChain(t, srv.url+"/stict/v1/", p.Chain(p.TN), false)
 	var rr stictserver.ReceiptResponse
