@@ -201,6 +201,11 @@ func (l *Log) await(ctx context.Context, f tessera.IndexFuture) (uint64, bool, [
 		if errors.Is(err, tessera.ErrPushback) {
 			return 0, false, nil, fmt.Errorf("%w: %v", problem.ErrOverloaded, err)
 		}
+		if ctx.Err() == nil && l.bg.Err() != nil {
+			// Close stopped the log while the entry waited for its
+			// checkpoint: a 503, not a failure of the request.
+			return 0, false, nil, fmt.Errorf("%w: the log is stopping before a checkpoint covered the entry; a sequenced entry stays in the log and is published after the restart: submit again then", problem.ErrOverloaded)
+		}
 		return 0, false, nil, fmt.Errorf("adding to %s: %w", l.origin, err)
 	}
 	return i.Index, i.IsDup, cp, nil

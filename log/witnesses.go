@@ -126,6 +126,11 @@ func (r *WitnessRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	call := witnessCall{url: req.URL.String(), origin: requestOrigin(body)}
 	start := r.now()
 	resp, err := r.next.RoundTrip(req)
+	if err != nil && errors.Is(req.Context().Err(), context.Canceled) {
+		// Tessera no longer wanted the answer (the quorum was met without
+		// it, or the log is stopping): that says nothing of the witness.
+		return nil, err
+	}
 	if err != nil {
 		r.record(call, witnessAnswer{detail: err.Error()}, start)
 		return nil, err

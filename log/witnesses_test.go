@@ -1,6 +1,7 @@
 package log
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -135,5 +136,38 @@ func TestAnswerDetail(t *testing.T) {
 		if got := answerDetail([]byte(in)); got != want {
 			t.Errorf("answerDetail(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestWitnessRecorderCanceled: a request Tessera cancels (the quorum was
+// met without this witness) is not an answer: the witness keeps its last
+// one, and is not reported as unreachable.
+func TestWitnessRecorderCanceled(t *testing.T) {
+	release := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer slow.Close()
+	defer close(release)
+	_, logVKey, err := note.GenerateKey(rand.Reader, "example.test/log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := policy.Parse([]byte(fmt.Sprintf("log %s\nwitness w1 %s %s\nquorum w1\n", logVKey, cosignerVKey(t, "w1"), slow.URL)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewWitnessRecorder(nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "POST", slow.URL+"/add-checkpoint", strings.NewReader("old 0\n\nexample.test/log\n1\nAAAA\n"))
+	time.AfterFunc(50*time.Millisecond, cancel)
+	if _, err := r.Client().Do(req); err == nil {
+		t.Fatal("a canceled request succeeded")
+	}
+	if rep := r.Report("example.test/log", p); !strings.Contains(rep, "has not answered yet") {
+		t.Errorf("report after a canceled request: %q", rep)
 	}
 }

@@ -80,18 +80,31 @@ func TestStopWithWitnessesDown(t *testing.T) {
 	first := startServer(t, server, dir)
 	first.stop(t)
 	_, _, procs := startWitnesses(t, wbin, dir, first.vkey, "ed25519", "ed25519")
-	srv := startServer(t, server, dir, "-witness-policy", "witnesses.policy", "-publish-timeout", "2s")
+	srv := startServer(t, server, dir, "-witness-policy", "witnesses.policy", "-publish-timeout", "20s")
 	run(0, "keygen", "agent", "-out", "va.jwk")
 	run(0, "agents", "add", "-agents", "data/agents.json", "-name", "va", "-key", "va.pub.jwk")
 	for _, p := range procs {
 		stopProcess(t, p)
 	}
-	run(1, "submit", "-server", srv.url, "-key", "va.jwk", "-digest", strings.Repeat("S", 42)+"E")
+	// A submission waits for a checkpoint its witnesses cannot cosign.
+	submitted := make(chan string, 1)
+	go func() {
+		cmd := exec.Command(cli, "submit", "-server", srv.url, "-key", "va.jwk", "-digest", strings.Repeat("S", 42)+"E")
+		cmd.Dir = dir
+		out, _ := cmd.CombinedOutput()
+		submitted <- string(out)
+	}()
+	time.Sleep(2 * time.Second)
 
+	// One signal: the server waits for the entry...
 	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second)
+	if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", srv.cmd.Process.Pid)); err != nil || strings.Contains(string(st), ") Z ") {
+		t.Fatalf("the server did not wait for its pending entry after one signal")
+	}
+	// ... and a second stops it at once, the waiting submission answered 503.
 	start := time.Now()
 	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -99,6 +112,9 @@ func TestStopWithWitnessesDown(t *testing.T) {
 	err := srv.cmd.Wait()
 	if took := time.Since(start); err == nil || took > 5*time.Second {
 		t.Fatalf("second signal: exit %v after %s", err, took)
+	}
+	if out := <-submitted; !strings.Contains(out, "503") || !strings.Contains(out, "the log is stopping") {
+		t.Errorf("the waiting submission: %s", out)
 	}
 	stderr := srv.stderr.String()
 	for _, want := range []string{

@@ -74,6 +74,10 @@ func serverFlags(fs *flag.FlagSet) cli.Action {
 	file := c.flags(fs)
 	return func(ctx context.Context, args []string, _ io.Writer) error {
 		if len(args) > 0 {
+			// A command after flags: the command comes first.
+			if args[0] == "agents" || args[0] == "keys" || args[0] == "migrate" {
+				return cli.Usagef("unexpected arguments %q: give the command first, its flags after it (vesperlog %s ... -storage ...)", args, args[0])
+			}
 			return cli.Usagef("unexpected arguments %q (the server takes flags only)", args)
 		}
 		if err := c.load(*file, fs); err != nil {
@@ -141,7 +145,13 @@ func run(ctx context.Context, cfg *config) error {
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- errors.Join(hs.Shutdown(sctx), srv.close(sctx)) }()
+	go func() {
+		err := hs.Shutdown(sctx)
+		if err == nil {
+			err = srv.waitPublished(sctx)
+		}
+		done <- errors.Join(err, srv.close(sctx))
+	}()
 	select {
 	case err := <-done:
 		if err != nil && sctx.Err() != nil && pending != "" {
@@ -149,6 +159,17 @@ func run(ctx context.Context, cfg *config) error {
 		}
 		return err
 	case <-again:
+		// Closing the logs answers the submissions still waiting with a
+		// 503 (the entry stays in the log); give them a moment to go out.
+		cctx, ccancel := context.WithTimeout(context.Background(), time.Second)
+		defer ccancel()
+		closed := make(chan struct{})
+		go func() { _ = srv.close(cctx); close(closed) }()
+		select { // the first stop may be closing them already: wait no more than a second
+		case <-closed:
+			time.Sleep(200 * time.Millisecond)
+		case <-cctx.Done():
+		}
 		if pending == "" {
 			return errors.New("stopped at once")
 		}

@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/transparency-dev/tessera"
 	"go.opentelemetry.io/otel"
@@ -57,6 +59,10 @@ type app struct {
 	// to close, so that vesperlog keys rotate-receipt refuses to replace
 	// the key of a running server.
 	keyLock *os.File
+	// closeOnce makes close safe to call again: a second signal closes
+	// the logs while the first stop may still be waiting to.
+	closeOnce sync.Once
+	closeErr  error
 }
 
 func newApp(ctx context.Context, cfg *config) (_ *app, err error) {
@@ -574,13 +580,34 @@ func (s *app) pending(ctx context.Context) string {
 	return strings.Join(parts, "; ")
 }
 
-func (s *app) close(ctx context.Context) error {
-	s.watch.stop()
-	err := s.vetting.Close(ctx)
-	if s.stict != nil {
-		err = errors.Join(err, s.stict.log.Close(ctx))
+// waitPublished waits until every entry the logs accepted is in a
+// published checkpoint, or ctx ends.
+func (s *app) waitPublished(ctx context.Context) error {
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		p := s.pending(pctx)
+		cancel()
+		if p == "" && ctx.Err() == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
-	return errors.Join(err, s.backend.Close(), s.keyLock.Close())
+}
+
+func (s *app) close(ctx context.Context) error {
+	s.closeOnce.Do(func() {
+		s.watch.stop()
+		err := s.vetting.Close(ctx)
+		if s.stict != nil {
+			err = errors.Join(err, s.stict.log.Close(ctx))
+		}
+		s.closeErr = errors.Join(err, s.backend.Close(), s.keyLock.Close())
+	})
+	return s.closeErr
 }
 
 func logID(s *stict.Signer) []byte {
