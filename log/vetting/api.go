@@ -1,7 +1,10 @@
 package vetting
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
+	"io"
 
 	"github.com/vesperlog/vesperlog/log/problem"
 )
@@ -47,4 +50,58 @@ type ReceiptResponse struct {
 // LookupResponse answers a lookup.
 type LookupResponse struct {
 	Index uint64 `json:"index"`
+}
+
+// ParseBatchRequest decodes an add-batch body as strictly as a statement
+// is: no unknown member, no member twice (encoding/json would keep the
+// last), nothing after the object.
+func ParseBatchRequest(b []byte) (*BatchRequest, error) {
+	if err := noDuplicateKeys(b); err != nil {
+		return nil, err
+	}
+	var r BatchRequest
+	if err := strictUnmarshal(b, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// noDuplicateKeys refuses JSON in which an object names a member twice.
+func noDuplicateKeys(b []byte) error {
+	d := json.NewDecoder(bytes.NewReader(b))
+	var stack []map[string]bool // the keys of each open object; nil for an array
+	expectKey := false
+	for {
+		t, err := d.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		switch v := t.(type) {
+		case json.Delim:
+			switch v {
+			case '{':
+				stack = append(stack, map[string]bool{})
+				expectKey = true
+				continue
+			case '[':
+				stack = append(stack, nil)
+			case '}', ']':
+				stack = stack[:len(stack)-1]
+			}
+		case string:
+			if expectKey {
+				if stack[len(stack)-1][v] {
+					return fmt.Errorf("member %q appears twice", v)
+				}
+				stack[len(stack)-1][v] = true
+				expectKey = false
+				continue
+			}
+		}
+		// After a value inside an object, a key comes next.
+		expectKey = len(stack) > 0 && stack[len(stack)-1] != nil
+	}
 }

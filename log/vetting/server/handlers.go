@@ -2,7 +2,6 @@ package server
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -43,10 +42,10 @@ func (s *Service) handleAdd(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) handleAddBatch(w http.ResponseWriter, r *http.Request) {
-	var req vetting.BatchRequest
+	req := &vetting.BatchRequest{}
 	body, err := problem.ReadBody(w, r, "application/json", maxBatchBody)
 	if err == nil {
-		if err = json.Unmarshal(body, &req); err != nil {
+		if req, err = vetting.ParseBatchRequest(body); err != nil {
 			err = fmt.Errorf("%w: body is not {\"statements\": [...]}: %v", problem.ErrBadRequest, err)
 		}
 	}

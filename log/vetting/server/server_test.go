@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -293,6 +294,10 @@ func TestRefusals(t *testing.T) {
 		{"empty batch", "/v1/add-batch", "application/json", batch(), 400},
 		{"batch over the limit", "/v1/add-batch", "application/json", batch(tooMany...), 413},
 		{"batch not JSON", "/v1/add-batch", "application/json", "[", 400},
+		{"batch with statements twice", "/v1/add-batch", "application/json",
+			`{"statements":[],"statements":[` + strconv.Quote(h.statement(h.es, 6, "", h.now)) + `]}`, 400},
+		{"batch with an unknown member", "/v1/add-batch", "application/json",
+			`{"statements":[` + strconv.Quote(h.statement(h.es, 7, "", h.now)) + `],"dry_run":true}`, 400},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			before := h.size()
