@@ -109,7 +109,7 @@ func Open(ctx context.Context, driver tessera.Driver, o Options) (*Log, error) {
 			// A new log publishes its empty checkpoint at once, and
 			// Tessera wants it cosigned: say so on one line, and what to do.
 			cancel()
-			return nil, fmt.Errorf("starting log %q: its witnesses did not cosign its checkpoint (%s): make them reachable, or create the log by starting once without witnesses", o.Signer.Name(), r)
+			return nil, &causeError{msg: fmt.Sprintf("starting log %q: its witnesses did not cosign its checkpoint (%s): make them reachable, or create the log by starting once without witnesses", o.Signer.Name(), r), cause: err}
 		}
 	}
 	if err != nil {
@@ -330,6 +330,16 @@ func CheckpointSize(signed []byte) (uint64, error) {
 	}
 	return c.Size, nil
 }
+
+// causeError is an error whose one-line message says it all, and which
+// still wraps its cause (Tessera's, over several lines).
+type causeError struct {
+	msg   string
+	cause error
+}
+
+func (e *causeError) Error() string { return e.msg }
+func (e *causeError) Unwrap() error { return e.cause }
 
 // ParseIndex reads an entry index from a request path: decimal, in
 // canonical form (no sign, no leading zeros), as problem.ErrBadRequest if not.

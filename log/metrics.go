@@ -96,4 +96,6 @@ const (
 	witnessCosigned    = "cosigned"
 	witnessRefused     = "refused"
 	witnessUnreachable = "unreachable"
+	witnessInvalid     = "invalid"  // a 200 whose cosignature does not verify
+	witnessConflict    = "conflict" // a 409: the log retries with the witness's size
 )

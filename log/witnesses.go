@@ -18,6 +18,7 @@ import (
 
 	"github.com/vesperlog/vesperlog/log/problem"
 	"github.com/vesperlog/vesperlog/witness/policy"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // maxWitnessRequest bounds the add-checkpoint body the recorder reads to
@@ -45,15 +46,19 @@ type WitnessRecorder struct {
 	metrics *Metrics
 }
 
-type witnessNames struct{ log, witness string }
+type witnessNames struct {
+	log, witness string
+	verifier     note.Verifier // the witness's key, to check its answers
+}
 
 // witnessCall is one witness (its add-checkpoint URL) asked about one log.
 type witnessCall struct{ url, origin string }
 
 type witnessAnswer struct {
-	at     time.Time
-	status int    // 0 when no answer came
-	detail string // the answer's first line, or why none came
+	at      time.Time
+	status  int    // 0 when no answer came
+	invalid bool   // a 200 whose cosignature does not verify
+	detail  string // the answer's first line, or why none came or is no good
 }
 
 // NewWitnessRecorder returns a recorder that sends requests through next
@@ -73,7 +78,7 @@ func (r *WitnessRecorder) Observe(m *Metrics, origin, logName string, p *policy.
 	r.metrics = m
 	for _, w := range p.Witnesses() {
 		if u, err := addCheckpointURL(w.URL); err == nil {
-			r.names[witnessCall{url: u, origin: origin}] = witnessNames{log: logName, witness: w.Name}
+			r.names[witnessCall{url: u, origin: origin}] = witnessNames{log: logName, witness: w.Name, verifier: w.Verifier}
 		}
 	}
 }
@@ -113,15 +118,26 @@ func (r *WitnessRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	var body []byte
 	if req.Body != nil {
 		b, err := io.ReadAll(io.LimitReader(req.Body, maxWitnessRequest+1))
-		req.Body.Close()
 		if err != nil {
+			req.Body.Close()
 			return nil, fmt.Errorf("reading witness request: %w", err)
 		}
 		body = b
+		rest := req.Body
 		req = req.Clone(req.Context())
-		req.Body = io.NopCloser(bytes.NewReader(body))
-		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-		req.ContentLength = int64(len(body))
+		if len(b) > maxWitnessRequest {
+			// Too long to read here: sent on whole, not recorded by origin.
+			req.Body = struct {
+				io.Reader
+				io.Closer
+			}{io.MultiReader(bytes.NewReader(b), rest), rest}
+			body = nil
+		} else {
+			rest.Close()
+			req.Body = io.NopCloser(bytes.NewReader(body))
+			req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+			req.ContentLength = int64(len(body))
+		}
 	}
 	call := witnessCall{url: req.URL.String(), origin: requestOrigin(body)}
 	start := r.now()
@@ -135,19 +151,53 @@ func (r *WitnessRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
 		r.record(call, witnessAnswer{detail: err.Error()}, start)
 		return nil, err
 	}
+	// Tessera reads a witness's whole answer: bound it (a cosignature
+	// line, even ML-DSA-44, is a few KiB).
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{io.LimitReader(resp.Body, maxWitnessAnswer), resp.Body}
+	peek, _ := io.ReadAll(io.LimitReader(resp.Body, maxWitnessAnswer))
+	resp.Body = struct {
+		io.Reader
+		io.Closer
+	}{bytes.NewReader(peek), resp.Body}
 	a := witnessAnswer{status: resp.StatusCode}
-	if resp.StatusCode != http.StatusOK {
-		// Keep the start of the answer for the report, and give Tessera
-		// the whole of it.
-		peek, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		resp.Body = struct {
-			io.Reader
-			io.Closer
-		}{io.MultiReader(bytes.NewReader(peek), resp.Body), resp.Body}
+	switch {
+	case resp.StatusCode != http.StatusOK:
 		a.detail = answerDetail(peek)
+	case body != nil:
+		// A 200 counts only if its cosignature verifies, as Tessera
+		// checks before it uses it.
+		if err := r.verify(call, body, peek); err != nil {
+			a.invalid, a.detail = true, err.Error()
+		}
 	}
 	r.record(call, a, start)
 	return resp, nil
+}
+
+// maxWitnessAnswer bounds a witness's answer.
+const maxWitnessAnswer = 64 << 10
+
+// verify checks that answer holds a valid cosignature of the checkpoint in
+// an add-checkpoint body by the witness Observe named for the call; with
+// no such witness known, it cannot tell, and does not refuse.
+func (r *WitnessRecorder) verify(c witnessCall, body, answer []byte) error {
+	r.mu.Lock()
+	n, ok := r.names[c]
+	r.mu.Unlock()
+	if !ok || n.verifier == nil {
+		return nil
+	}
+	_, cp, found := bytes.Cut(body, []byte("\n\n"))
+	if !found {
+		return errors.New("no checkpoint in the request")
+	}
+	if _, err := note.Open(append(append([]byte(nil), cp...), answer...), note.VerifierList(n.verifier)); err != nil {
+		return fmt.Errorf("answered 200, but not with a cosignature that verifies: %v", err)
+	}
+	return nil
 }
 
 // answerDetail is what a witness said when it refused: the detail (or
@@ -174,6 +224,12 @@ func (r *WitnessRecorder) record(c witnessCall, a witnessAnswer, start time.Time
 	if named {
 		result := witnessCosigned
 		switch {
+		case a.invalid:
+			result = witnessInvalid
+		case a.status == http.StatusConflict:
+			// The log guessed the witness's old size wrong, as after a
+			// restart; Tessera asks again at once.
+			result = witnessConflict
 		case a.status == 0:
 			result = witnessUnreachable
 		case a.status != http.StatusOK:
@@ -205,11 +261,12 @@ type WitnessAnswer struct {
 	Asked   bool      // false until the witness was first asked about the log
 	At      time.Time // when the answer (or the failure to get one) came
 	Status  int       // HTTP status; 0 when no answer came
-	Detail  string    // the witness's reason when it refused, or why no answer came
+	Invalid bool      // a 200 whose cosignature does not verify
+	Detail  string    // the witness's reason when it refused, or why no answer came or is no good
 }
 
-// OK says whether the answer was a cosignature.
-func (a WitnessAnswer) OK() bool { return a.Asked && a.Status == http.StatusOK }
+// OK says whether the answer was a cosignature that verified.
+func (a WitnessAnswer) OK() bool { return a.Asked && a.Status == http.StatusOK && !a.Invalid }
 
 // Answers returns, for each witness of p in its order, its last answer
 // about origin (a status page shows them). With p nil, it returns the
@@ -234,7 +291,7 @@ func (r *WitnessRecorder) Answers(origin string, p *policy.Policy) []WitnessAnsw
 		if u, err := url.Parse(w.URL); err == nil {
 			// Tessera asks <submission prefix>/add-checkpoint.
 			if a, ok := r.last[witnessCall{url: u.JoinPath("/add-checkpoint").String(), origin: origin}]; ok {
-				wa.Asked, wa.At, wa.Status, wa.Detail = true, a.at, a.status, a.detail
+				wa.Asked, wa.At, wa.Status, wa.Invalid, wa.Detail = true, a.at, a.status, a.invalid, a.detail
 			}
 		}
 		out = append(out, wa)
@@ -262,6 +319,8 @@ func (r *WitnessRecorder) Report(origin string, p *policy.Policy) string {
 			parts = append(parts, fmt.Sprintf("%s did not answer %s ago: %s", w, ago, a.Detail))
 		case a.Status != http.StatusOK:
 			parts = append(parts, fmt.Sprintf("%s refused %s ago: %d %s: %q", w, ago, a.Status, http.StatusText(a.Status), a.Detail))
+		case a.Invalid:
+			parts = append(parts, fmt.Sprintf("%s %s ago: %s", w, ago, a.Detail))
 		}
 	}
 	return strings.Join(parts, "; ")

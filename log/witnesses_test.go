@@ -171,3 +171,69 @@ func TestWitnessRecorderCanceled(t *testing.T) {
 		t.Errorf("report after a canceled request: %q", rep)
 	}
 }
+
+// TestWitnessRecorderVerifies: a 200 counts as a cosignature only if it
+// verifies under the witness's key in the policy, as Tessera checks.
+func TestWitnessRecorderVerifies(t *testing.T) {
+	logSkey, logVKey, err := note.GenerateKey(rand.Reader, "example.test/log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logSigner, _ := note.NewSigner(logSkey)
+	wSkey, wVKey, err := note.GenerateKey(rand.Reader, "w1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cosigner, err := fnote.NewSignerForCosignatureV1(wSkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wCosigVKey, err := fnote.VKeyToCosignatureV1(wVKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		_, cp, _ := strings.Cut(string(b), "\n\n")
+		text, _, _ := strings.Cut(cp, "\n\n")
+		signed, err := note.Sign(&note.Note{Text: text + "\n"}, cosigner)
+		if err != nil {
+			t.Error(err)
+		}
+		fmt.Fprint(w, strings.TrimPrefix(string(signed), text+"\n\n"))
+	}))
+	defer good.Close()
+	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "— w1 c2ln\n")
+	}))
+	defer bad.Close()
+	signedCP, err := note.Sign(&note.Note{Text: "example.test/log\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"}, logSigner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, url string
+		ok        bool
+	}{{"good", good.URL, true}, {"bad", bad.URL, false}} {
+		t.Run(c.name, func(t *testing.T) {
+			p, err := policy.Parse([]byte(fmt.Sprintf("log %s\nwitness w1 %s %s\nquorum w1\n", logVKey, wCosigVKey, c.url)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := NewWitnessRecorder(nil)
+			r.Observe(nil, "example.test/log", "log", p)
+			resp, err := r.Client().Post(c.url+"/add-checkpoint", "text/plain", strings.NewReader("old 0\n\n"+string(signedCP)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			a := r.Answers("example.test/log", p)[0]
+			if a.OK() != c.ok {
+				t.Fatalf("answer %+v: OK %v, want %v", a, a.OK(), c.ok)
+			}
+			if rep := r.Report("example.test/log", p); !c.ok && !strings.Contains(rep, "not with a cosignature that verifies") {
+				t.Errorf("report: %q", rep)
+			}
+		})
+	}
+}

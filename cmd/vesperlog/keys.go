@@ -96,6 +96,18 @@ func rotateReceipt(ctx context.Context, c *config, keyFile string, stdout io.Wri
 		return err
 	}
 	staged := path + stagedSuffix
+	if k, err := keys.LoadJWK(staged); err == nil {
+		if sk, err := toReceiptKey(k); err == nil && sk.public.KeyID == old.KeyID {
+			// A run that installed the staged key and then stopped before
+			// removing it: the rotation is done; rotating again now would
+			// retire the key it just installed.
+			if err := os.Remove(staged); err != nil {
+				return fmt.Errorf("the last rotation is done, but %s could not be removed: %w", staged, err)
+			}
+			fmt.Fprintf(stdout, "the last rotation of %s was already done (removed %s); run again to rotate once more\n", path, staged)
+			return nil
+		}
+	}
 	next, resumed, err := stageKey(staged, old.KeyID)
 	if err != nil {
 		return err
@@ -111,7 +123,8 @@ func rotateReceipt(ctx context.Context, c *config, keyFile string, stdout io.Wri
 		return err
 	}
 	if err := os.Remove(staged); err != nil {
-		// Harmless: a later run sees that the staged key is the current one.
+		// A later run sees that the staged key is the current one, and
+		// only removes it.
 		return fmt.Errorf("the rotation is done, but %s could not be removed: %w", staged, err)
 	}
 

@@ -127,7 +127,9 @@ func run(ctx context.Context, cfg *config) error {
 	go func() { errc <- hs.Serve(ln) }()
 	select {
 	case err := <-errc:
-		return fmt.Errorf("serving: %w", err)
+		cctx, ccancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer ccancel()
+		return errors.Join(fmt.Errorf("serving: %w", err), srv.close(cctx))
 	case <-ctx.Done():
 	}
 	// A second signal stops at once. Entries accepted but not yet
@@ -136,7 +138,12 @@ func run(ctx context.Context, cfg *config) error {
 	again := make(chan os.Signal, 1)
 	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(again)
-	pending := srv.pending(context.Background())
+	pctx, pcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	pending, err := srv.pending(pctx)
+	pcancel()
+	if err != nil {
+		pending = err.Error()
+	}
 	if pending != "" {
 		slog.Info("shutting down: waiting up to "+shutdownTimeout.String()+" for accepted entries to be published (signal again to stop at once)", "pending", pending)
 	} else {
@@ -163,12 +170,12 @@ func run(ctx context.Context, cfg *config) error {
 		// 503 (the entry stays in the log); give them a moment to go out.
 		cctx, ccancel := context.WithTimeout(context.Background(), time.Second)
 		defer ccancel()
-		closed := make(chan struct{})
-		go func() { _ = srv.close(cctx); close(closed) }()
-		select { // the first stop may be closing them already: wait no more than a second
-		case <-closed:
-			time.Sleep(200 * time.Millisecond)
-		case <-cctx.Done():
+		go func() { _ = srv.close(cctx) }()
+		// The first stop then ends: its Shutdown returns once the waiting
+		// handlers have answered. Wait for that, a little.
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second):
 		}
 		if pending == "" {
 			return errors.New("stopped at once")

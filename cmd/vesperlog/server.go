@@ -560,7 +560,7 @@ func (s *app) announce(w io.Writer, addr string) {
 
 // pending says what a stop waits for: each log's entries accepted but not
 // yet published, and how its witnesses last answered; "" if nothing.
-func (s *app) pending(ctx context.Context) string {
+func (s *app) pending(ctx context.Context) (string, error) {
 	names, logs := []string{"vetting"}, []*vlog.Log{s.vetting}
 	if s.stict != nil {
 		names, logs = append(names, "STI-CT"), append(logs, s.stict.log)
@@ -568,7 +568,10 @@ func (s *app) pending(ctx context.Context) string {
 	var parts []string
 	for i, l := range logs {
 		n, err := l.Pending(ctx)
-		if err != nil || n == 0 {
+		if err != nil {
+			return "", fmt.Errorf("reading what the %s log has not published: %w", names[i], err)
+		}
+		if n == 0 {
 			continue
 		}
 		p := fmt.Sprintf("%d entries of the %s log", n, names[i])
@@ -577,17 +580,18 @@ func (s *app) pending(ctx context.Context) string {
 		}
 		parts = append(parts, p)
 	}
-	return strings.Join(parts, "; ")
+	return strings.Join(parts, "; "), nil
 }
 
 // waitPublished waits until every entry the logs accepted is in a
-// published checkpoint, or ctx ends.
+// published checkpoint, or ctx ends. A backend that does not answer is
+// waited for too: nothing is known to be published.
 func (s *app) waitPublished(ctx context.Context) error {
 	for {
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		p := s.pending(pctx)
+		p, err := s.pending(pctx)
 		cancel()
-		if p == "" && ctx.Err() == nil {
+		if p == "" && err == nil && ctx.Err() == nil {
 			return nil
 		}
 		select {

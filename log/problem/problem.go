@@ -34,6 +34,9 @@ var (
 	ErrUpstream = errors.New("upstream service failed")
 	// ErrOverloaded means the log pushed back: answer 503 with Retry-After.
 	ErrOverloaded = errors.New("log is overloaded")
+	// ErrUnavailable means this server cannot answer now, though another
+	// (or this one, fixed) can: answer 503 with Retry-After.
+	ErrUnavailable = errors.New("unavailable here")
 	// ErrUnwitnessed means the log has no checkpoint its witnesses cosigned
 	// that covers what was asked for, yet: answer 503 with Retry-After.
 	ErrUnwitnessed = errors.New("not yet cosigned by the witnesses")
@@ -67,6 +70,7 @@ var problems = []struct {
 	{ErrUnverifiable, http.StatusUnprocessableEntity, "unverifiable", "The evidence does not verify"},
 	{ErrUpstream, http.StatusBadGateway, "upstream", "A service this one depends on failed; retry later"},
 	{ErrOverloaded, http.StatusServiceUnavailable, "overloaded", "The log is overloaded; retry later"},
+	{ErrUnavailable, http.StatusServiceUnavailable, "unavailable", "This server cannot answer now; retry later, or at another front end"},
 	{ErrUnwitnessed, http.StatusServiceUnavailable, "unwitnessed", "The log's witnesses have not cosigned a checkpoint covering this yet; retry later"},
 }
 

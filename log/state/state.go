@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/vesperlog/vesperlog/log/problem"
 	"github.com/vesperlog/vesperlog/log/vetting"
 	"github.com/vesperlog/vesperlog/receipts"
 	"github.com/vesperlog/vesperlog/storage"
@@ -361,7 +362,9 @@ func (r *ReceiptKeys) CheckSigning(kid string, iat time.Time) error {
 	}
 	for _, k := range set.Key(kid) {
 		if !k.Covers(iat) {
-			return fmt.Errorf("%w: key %s may not sign at %s, its window is %s", ErrReceiptKeyRetired, kid, iat.UTC().Format(time.RFC3339), k.Window())
+			// A 503: this front end must be restarted with its new key,
+			// and another front end can answer meanwhile.
+			return fmt.Errorf("%w: %w: key %s may not sign at %s, its window is %s; restart this front end with its new key", problem.ErrUnavailable, ErrReceiptKeyRetired, kid, iat.UTC().Format(time.RFC3339), k.Window())
 		}
 	}
 	return nil

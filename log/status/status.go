@@ -233,6 +233,8 @@ func (p *Page) logView(ctx context.Context, l *Log, id, title string, now time.T
 			wv.State, wv.Detail = "cosigned", ago
 		case a.Status == 0:
 			wv.State, wv.Detail = "no answer", ago+": "+a.Detail
+		case a.Invalid:
+			wv.State, wv.Detail = "bad cosignature", ago+": "+a.Detail
 		default:
 			wv.State, wv.Detail = "refused", fmt.Sprintf("%s: %d %s: %s", ago, a.Status, http.StatusText(a.Status), a.Detail)
 		}
