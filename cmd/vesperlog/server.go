@@ -166,13 +166,23 @@ func newApp(ctx context.Context, cfg *config) (_ *app, err error) {
 	}
 	l := svc.Log()
 	var sl *stictLog
+	defer func() {
+		// The logs run on the backend, which the deferred Close above
+		// closes on an error: stop them first.
+		if err != nil {
+			err = errors.Join(err, l.Close(ctx))
+			if sl != nil {
+				err = errors.Join(err, sl.log.Close(ctx))
+			}
+		}
+	}()
 	logs := map[string]*vlog.Log{"vetting": l}
 	watched := []*watchedLog{{name: "vetting", log: l, policy: vw.policy}}
 	prefixes := map[string]string{vettingPrefix: "vetting"}
 	witnesses.Observe(lm, l.Origin(), "vetting", vw.policy)
 	if sk != nil {
 		if sl, err = openSTICT(ctx, cfg, be, sk, sw, witnesses, rs, lm); err != nil {
-			return nil, errors.Join(err, l.Close(ctx))
+			return nil, err
 		}
 		logs["stict"] = sl.log
 		watched = append(watched, &watchedLog{name: "stict", log: sl.log, policy: sl.policy})
