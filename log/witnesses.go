@@ -288,9 +288,8 @@ func (r *WitnessRecorder) Answers(origin string, p *policy.Policy) []WitnessAnsw
 	var out []WitnessAnswer
 	for _, w := range ws {
 		wa := WitnessAnswer{Witness: w}
-		if u, err := url.Parse(w.URL); err == nil {
-			// Tessera asks <submission prefix>/add-checkpoint.
-			if a, ok := r.last[witnessCall{url: u.JoinPath("/add-checkpoint").String(), origin: origin}]; ok {
+		if u, err := addCheckpointURL(w.URL); err == nil {
+			if a, ok := r.last[witnessCall{url: u, origin: origin}]; ok {
 				wa.Asked, wa.At, wa.Status, wa.Invalid, wa.Detail = true, a.at, a.status, a.invalid, a.detail
 			}
 		}
