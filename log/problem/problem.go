@@ -14,7 +14,9 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -85,7 +87,24 @@ func Class(err error) string {
 			return p.class
 		}
 	}
+	if noSpace(err) {
+		return classStorageFull
+	}
 	return ClassInternal
+}
+
+// classStorageFull is the class of an error that a full filesystem caused.
+const classStorageFull = "storage_full"
+
+// storageFullRetry is how long a client should wait when storage is full:
+// an operator has to free space.
+const storageFullRetry = 30
+
+// noSpace says whether err comes from a full filesystem (ENOSPC). Tessera
+// formats some of its storage errors with %v, which drops the wrapped
+// errno, so the errno's text counts too.
+func noSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || strings.Contains(err.Error(), syscall.ENOSPC.Error())
 }
 
 // RetryAfter is the Retry-After value, in seconds, sent with ErrOverloaded.
@@ -113,6 +132,13 @@ func For(err error) Details {
 			return d
 		}
 	}
+	if noSpace(err) {
+		// A 503 that says so, not a 500: nothing was stored, reads go on,
+		// and writes resume once space is freed. The error's text (file
+		// paths) stays in the log.
+		return Details{Type: "about:blank", Title: "The log's storage is full; retry later", Status: http.StatusServiceUnavailable,
+			Detail: "the log's storage is full (no space left on device); reads go on, and submissions are taken again once space is freed", RetryAfter: storageFullRetry}
+	}
 	return Details{Type: "about:blank", Title: "Internal server error", Status: http.StatusInternalServerError}
 }
 
@@ -120,7 +146,7 @@ func For(err error) Details {
 // failure (Log).
 func Write(w http.ResponseWriter, r *http.Request, err error) {
 	p := For(err)
-	if p.Status == http.StatusInternalServerError {
+	if p.Status == http.StatusInternalServerError || noSpace(err) {
 		// The detail is not sent; the log line is where it is kept.
 		Log(r, p, "err", err)
 	} else {

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -63,5 +66,31 @@ func TestRetry(t *testing.T) {
 		if w.Code != 503 || w.Header().Get("Retry-After") != c.want {
 			t.Errorf("%v: %d, Retry-After %q, want 503 and %q", c.err, w.Code, w.Header().Get("Retry-After"), c.want)
 		}
+	}
+}
+
+// TestStorageFull: an error a full filesystem caused, wrapped or only
+// formatted into another (as Tessera does), is a 503 that says so, with a
+// Retry-After, and without the error's file paths.
+func TestStorageFull(t *testing.T) {
+	for _, err := range []error{
+		fmt.Errorf("adding: %w", &os.PathError{Op: "write", Path: "/data/tile/x", Err: syscall.ENOSPC}),
+		fmt.Errorf("failed to set tile: %v", &os.PathError{Op: "write", Path: "/data/tile/x", Err: syscall.ENOSPC}),
+	} {
+		p := For(err)
+		if p.Status != 503 || p.RetryAfter != storageFullRetry || !strings.Contains(p.Title, "storage is full") || strings.Contains(p.Detail, "/data") {
+			t.Errorf("%v: %+v", err, p)
+		}
+		if c := Class(err); c != "storage_full" {
+			t.Errorf("%v: class %q", err, c)
+		}
+		w := httptest.NewRecorder()
+		Write(w, httptest.NewRequest("POST", "/vetting/v1/add", nil), err)
+		if w.Code != 503 || w.Header().Get("Retry-After") != "30" || w.Header().Get("Content-Type") != "application/problem+json" {
+			t.Errorf("%v: %d %v", err, w.Code, w.Header())
+		}
+	}
+	if p := For(errors.New("disk quota fine")); p.Status != 500 {
+		t.Errorf("an unrelated error: %+v", p)
 	}
 }
