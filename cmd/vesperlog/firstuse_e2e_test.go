@@ -150,3 +150,28 @@ func lastLine(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return fmt.Sprint(lines[len(lines)-1])
 }
+
+// TestCanonicalPaths: a path not in canonical form is a 400 problem that
+// names the canonical one, not net/http's plain-text redirect.
+func TestCanonicalPaths(t *testing.T) {
+	server, _ := binaries(t)
+	dir := t.TempDir()
+	srv := startServer(t, server, dir)
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, p := range []string{"//vetting/checkpoint", "/vetting/../vetting/checkpoint", "/vetting/./checkpoint", "/.well-known//jwks.json"} {
+		resp, err := client.Get(srv.url + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var prob struct{ Detail string }
+		_ = json.NewDecoder(resp.Body).Decode(&prob)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || resp.Header.Get("Content-Type") != "application/problem+json" || !strings.Contains(prob.Detail, "not in canonical form") {
+			t.Errorf("GET %s: %d %s %q", p, resp.StatusCode, resp.Header.Get("Content-Type"), prob.Detail)
+		}
+	}
+	if resp, err := client.Get(srv.url + "/vetting/checkpoint"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("the canonical path: %v %v", err, resp)
+	}
+	srv.stop(t)
+}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path"
 	"strings"
 	"sync"
 	"time"
@@ -421,6 +422,34 @@ func signers(ks []*keys.NoteKey) []note.Signer {
 	return s
 }
 
+// canonicalPaths answers a request whose path is not in canonical form
+// ("//x", "/a/../b", "/a/./b") with a 400 problem naming the canonical
+// path: net/http's ServeMux would redirect it with a plain-text body, and
+// no client of these APIs needs that.
+func canonicalPaths(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if c := cleanPath(p); c != p {
+			problem.Write(w, r, fmt.Errorf("%w: path %q is not in canonical form; use %q", problem.ErrBadRequest, p, c))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// cleanPath is net/http's canonical form of a path: path.Clean, rooted,
+// with a trailing slash kept.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	c := path.Clean("/" + p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c
+}
+
 func (s *app) handler() http.Handler {
 	mux := http.NewServeMux()
 	s.vetting.HandleReads(mux, vettingPrefix)
@@ -443,7 +472,7 @@ func (s *app) handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, fmt.Errorf("%w: no %s %s here", problem.ErrNotFound, r.Method, r.URL.Path))
 	})
-	return s.httpm.wrap(mux)
+	return s.httpm.wrap(canonicalPaths(mux))
 }
 
 // handleVerifyVettedInfo is draft-wendt-stir-vesper §7.2: it verifies a
