@@ -38,6 +38,10 @@ func openPOSIX(c Config) (*posixBackend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
+	if err := checkFreeSpace(c.Dir); err != nil {
+		lock.Close()
+		return nil, err
+	}
 	return &posixBackend{dir: c.Dir, lock: lock, witnessClient: c.WitnessClient}, nil
 }
 

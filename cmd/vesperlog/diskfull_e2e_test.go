@@ -19,14 +19,7 @@ import (
 // It mounts a small tmpfs, so it needs root (CI runs as root).
 func TestStorageFull(t *testing.T) {
 	server, cli := binaries(t)
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", dir).CombinedOutput(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("mounting a tmpfs: %v %s", err, out)
-		}
-		t.Skipf("mounting a tmpfs needs root: %v %s", err, strings.TrimSpace(string(out)))
-	}
-	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
+	dir := tmpfs(t, "256m")
 	run := func(want int, args ...string) string { return runVesper(t, cli, dir, want, args...) }
 	srv := startServer(t, server, dir)
 	run(0, "keygen", "agent", "-out", "va.jwk")
@@ -38,20 +31,7 @@ func TestStorageFull(t *testing.T) {
 		t.Fatal(out)
 	}
 
-	// Fill the filesystem.
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		t.Fatal(err)
-	}
-	filler := filepath.Join(dir, "filler")
-	f, err := os.Create(filler)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Fallocate(int(f.Fd()), 0, 0, int64(st.Bavail)*int64(st.Bsize)-4096); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	filler := fill(t, dir)
 
 	for i := 1; i <= 2; i++ {
 		out := run(1, "submit", "-server", srv.url, "-key", "va.jwk", "-digest", digest(i))
@@ -81,4 +61,64 @@ func TestStorageFull(t *testing.T) {
 		t.Errorf("after space was freed: %s", out)
 	}
 	srv.stop(t)
+}
+
+// tmpfs mounts a tmpfs of the given size on a new directory, or skips the
+// test where that needs root (it fails under CI=true).
+func tmpfs(t *testing.T, size string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("mounting a tmpfs: %v %s", err, out)
+		}
+		t.Skipf("mounting a tmpfs needs root: %v %s", err, strings.TrimSpace(string(out)))
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", dir).Run() })
+	return dir
+}
+
+// fill takes all the free space of dir's filesystem, leaving at most 4 KiB,
+// with one file, whose path it returns.
+func fill(t *testing.T, dir string) string {
+	t.Helper()
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	filler := filepath.Join(dir, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Fallocate(int(f.Fd()), 0, 0, int64(st.Bavail)*int64(st.Bsize)-4096); err != nil {
+		t.Fatal(err)
+	}
+	return filler
+}
+
+// TestStartOnFullDisk: a server started on a full filesystem refuses in
+// one line that names the filesystem's free space, where Badger would die
+// of SIGBUS with a long trace; with space again it starts.
+func TestStartOnFullDisk(t *testing.T) {
+	server, _ := binaries(t)
+	dir := tmpfs(t, "128m")
+	startServer(t, server, dir).stop(t)
+	filler := fill(t, dir)
+	cmd := exec.Command(server, "-addr", "127.0.0.1:0", "-data", "data")
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err == nil || cmd.ProcessState.ExitCode() != 1 {
+		t.Fatalf("start on a full disk: %v\n%s", err, out)
+	}
+	last := lastLine(string(out))
+	if strings.Contains(string(out), "SIGBUS") || !strings.HasPrefix(last, "vesperlog: data directory data: its filesystem has 0 MiB free") ||
+		!strings.HasSuffix(last, "free some space first") {
+		t.Fatalf("start on a full disk said:\n%s", out)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	startServer(t, server, dir).stop(t)
 }
