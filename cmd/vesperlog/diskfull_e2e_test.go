@@ -22,8 +22,7 @@ func TestStorageFull(t *testing.T) {
 	dir := tmpfs(t, "256m")
 	run := func(want int, args ...string) string { return runVesper(t, cli, dir, want, args...) }
 	srv := startServer(t, server, dir)
-	run(0, "keygen", "agent", "-out", "va.jwk")
-	run(0, "agents", "add", "-agents", "data/agents.json", "-name", "va", "-key", "va.pub.jwk")
+	newAgent(t, cli, dir)
 	digest := func(i int) string {
 		return base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf("%032d", i)))
 	}

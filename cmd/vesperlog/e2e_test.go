@@ -121,6 +121,15 @@ func (r *running) stop(t *testing.T) {
 	}
 }
 
+// newAgent makes the vetting agent "va" (va.jwk in dir) and registers it
+// in the registry of the posix server started in dir (data/agents.json,
+// which the server's first start creates).
+func newAgent(t *testing.T, cli, dir string) {
+	t.Helper()
+	runVesper(t, cli, dir, 0, "keygen", "agent", "-out", "va.jwk")
+	runVesper(t, cli, dir, 0, "agents", "add", "-agents", "data/agents.json", "-name", "va", "-key", "va.pub.jwk")
+}
+
 // runVesper runs the command line in dir and returns its output; it fails the
 // test unless the exit code is want.
 func runVesper(t *testing.T, bin, dir string, want int, args ...string) string {

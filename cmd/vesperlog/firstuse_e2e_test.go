@@ -25,8 +25,7 @@ func TestWitnessesAddedLater(t *testing.T) {
 	dir := t.TempDir()
 	run := func(want int, args ...string) string { return runVesper(t, cli, dir, want, args...) }
 	srv := startServer(t, server, dir)
-	run(0, "keygen", "agent", "-out", "va.jwk")
-	run(0, "agents", "add", "-agents", "data/agents.json", "-name", "va", "-key", "va.pub.jwk")
+	newAgent(t, cli, dir)
 	run(0, "submit", "-server", srv.url, "-key", "va.jwk", "-digest", strings.Repeat("W", 42)+"E", "-out", "r0.jwt")
 	srv.stop(t)
 
@@ -76,13 +75,11 @@ func TestStopWithWitnessesDown(t *testing.T) {
 	server, cli := binaries(t)
 	wbin := witnessBinary(t)
 	dir := t.TempDir()
-	run := func(want int, args ...string) string { return runVesper(t, cli, dir, want, args...) }
 	first := startServer(t, server, dir)
 	first.stop(t)
 	_, _, procs := startWitnesses(t, wbin, dir, first.vkey, "ed25519", "ed25519")
 	srv := startServer(t, server, dir, "-witness-policy", "witnesses.policy", "-publish-timeout", "20s")
-	run(0, "keygen", "agent", "-out", "va.jwk")
-	run(0, "agents", "add", "-agents", "data/agents.json", "-name", "va", "-key", "va.pub.jwk")
+	newAgent(t, cli, dir)
 	for _, p := range procs {
 		stopProcess(t, p)
 	}

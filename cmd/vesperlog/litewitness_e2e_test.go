@@ -161,8 +161,7 @@ func TestLitewitness(t *testing.T) {
 
 	os.WriteFile(filepath.Join(dir, "lite.policy"), []byte(fmt.Sprintf("witness lite %s http://%s\nquorum lite\n", wvkey, addr)), 0o644)
 	srv, _ := startSTICT(t, server, dir, "-witness-policy", "lite.policy", "-publish-timeout", "10s")
-	run(0, "keygen", "agent", "-out", "va.jwk")
-	run(0, "agents", "add", "-agents", "data/agents.json", "-name", "va", "-key", "va.pub.jwk")
+	newAgent(t, cli, dir)
 	for i, d := range []string{"A", "B"} {
 		run(0, "submit", "-server", srv.url, "-key", "va.jwk", "-digest", strings.Repeat(d, 42)+"E", "-out", fmt.Sprintf("r%d.jwt", i))
 	}

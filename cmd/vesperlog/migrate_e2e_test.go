@@ -147,8 +147,7 @@ func TestMigrateEndToEnd(t *testing.T) {
 
 	// The posix deployment.
 	srv, _ := startSTICT(t, bin, dir, "-stict-origin", stictOrigin)
-	run(0, "keygen", "agent", "-out", "va.jwk")
-	run(0, "agents", "add", "-agents", "data/agents.json", "-name", "va", "-key", "va.pub.jwk")
+	newAgent(t, cli, dir)
 	os.WriteFile(filepath.Join(dir, "kyc.json"), []byte(`{"legal_name":"Business 42 LLC"}`), 0o644)
 	digest := strings.TrimSpace(run(0, "kyc-hash", "-in", "kyc.json", "-out", "commitment.json"))
 	if out := run(0, "submit", "-server", srv.url, "-key", "va.jwk", "-commitment", "commitment.json", "-sub", "Business_42", "-out", "receipt.jwt"); !strings.Contains(out, "logged at index 0") {

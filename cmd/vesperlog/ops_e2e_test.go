@@ -48,8 +48,7 @@ func TestOperations(t *testing.T) {
 
 	// Known submissions: va logs d1, again (a duplicate), then a batch of
 	// d1 under another subject (a conflict, inside a 200 batch) and d2.
-	run(0, "keygen", "agent", "-out", "va.jwk")
-	runVesper(t, cli, dir, 0, "agents", "add", "-agents", "data/agents.json", "-name", "va", "-key", "va.pub.jwk")
+	newAgent(t, cli, dir)
 	waitAgents(t, srv.url, "va")
 	d1, d2, d3 := strings.Repeat("A", 42)+"E", strings.Repeat("B", 42)+"E", strings.Repeat("C", 42)+"E"
 	run(0, "submit", "-server", srv.url, "-key", "va.jwk", "-digest", d1, "-sub", "s1")

@@ -321,8 +321,7 @@ func TestStatusPageWitnesses(t *testing.T) {
 	stopProcess(t, procs[2])
 	srv := startServer(t, bin, dir, "-witness-policy", "witnesses.policy")
 	s := &statusLogs{srv: srv}
-	runVesper(t, cli, dir, 0, "keygen", "agent", "-out", "va.jwk")
-	runVesper(t, cli, dir, 0, "agents", "add", "-agents", "data/agents.json", "-name", "va", "-key", "va.pub.jwk")
+	newAgent(t, cli, dir)
 	waitAgents(t, srv.url, "va")
 	runVesper(t, cli, dir, 0, "submit", "-server", srv.url, "-key", "va.jwk", "-digest", strings.Repeat("A", 42)+"E")
 

@@ -947,8 +947,7 @@ func TestSTICTOwnWitnesses(t *testing.T) {
 	wurl, _ := startWitness(t, wbin, dir, "w1", "127.0.0.1:0")
 	os.WriteFile(filepath.Join(dir, "witnesses.policy"), []byte(fmt.Sprintf("witness w1 %s %s\nquorum w1\n", wvkey, wurl)), 0o644)
 	os.WriteFile(filepath.Join(dir, "none.policy"), []byte("quorum none\n"), 0o644)
-	run(0, "keygen", "agent", "-out", "va.jwk")
-	run(0, "agents", "add", "-agents", "data/agents.json", "-name", "va", "-key", "va.pub.jwk")
+	newAgent(t, cli, dir)
 
 	// One policy for both logs: the STI-CT log stalls, and says why.
 	srv, _ := startSTICT(t, bin, dir, "-witness-policy", "witnesses.policy", "-publish-timeout", "3s")
@@ -999,8 +998,7 @@ func TestMLDSACheckpoints(t *testing.T) {
 	p := stictPKI(t, dir)
 	run := func(want int, args ...string) string { return runVesper(t, cli, dir, want, args...) }
 	srv, _ := startSTICT(t, bin, dir, "-mldsa-checkpoints")
-	run(0, "keygen", "agent", "-out", "va.jwk")
-	run(0, "agents", "add", "-agents", "data/agents.json", "-name", "va", "-key", "va.pub.jwk")
+	newAgent(t, cli, dir)
 	run(0, "submit", "-server", srv.url, "-key", "va.jwk", "-digest", strings.Repeat("M", 42)+"E", "-out", "r0.jwt")
 	addChain(t, srv.url+"/stict/v1/", p.Chain(p.TN), false)
 	var rr stictserver.ReceiptResponse

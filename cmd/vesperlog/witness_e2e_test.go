@@ -335,8 +335,7 @@ func TestFeeder(t *testing.T) {
 	dir := t.TempDir()
 	run := func(want int, args ...string) string { return runVesper(t, cli, dir, want, args...) }
 	srv := startServer(t, server, dir)
-	run(0, "keygen", "agent", "-out", "va.jwk")
-	run(0, "agents", "add", "-agents", "data/agents.json", "-name", "va", "-key", "va.pub.jwk")
+	newAgent(t, cli, dir)
 	for _, d := range []string{"A", "B", "C"} {
 		run(0, "submit", "-server", srv.url, "-key", "va.jwk", "-digest", strings.Repeat(d, 42)+"E")
 	}
