@@ -45,5 +45,6 @@
 // guessable data.
 //
 // Golden vectors for both formats are in testdata/ (leaf-v1.json), checked by
-// TestGoldenLeaves; FuzzParseLeaf and FuzzParseStatement fuzz the decoders.
+// TestGoldenLeaves; FuzzParseLeaf, FuzzParseStatement and FuzzParseAgents
+// fuzz the decoders.
 package vetting

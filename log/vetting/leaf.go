@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // LeafVersion is the only leaf encoding this package writes and reads.
@@ -138,3 +139,7 @@ func Identity(agentKey, digest [32]byte) []byte {
 
 // Identity returns the deduplication key of l (see the function Identity).
 func (l *Leaf) Identity() []byte { return Identity(l.AgentKey, l.Digest) }
+
+// LoggedAt is the log's time in the leaf: when the log accepted the
+// statement. It is what a revocation is compared with (Agent.ValidAt).
+func (l *Leaf) LoggedAt() time.Time { return time.UnixMilli(int64(l.Timestamp)) }

@@ -341,6 +341,22 @@ func TestAgents(t *testing.T) {
 		"RSA key":         file(entry("va", []byte(rsaLike))),
 		"unknown members": []byte(`{"agents":[],"admins":[]}`),
 		"not JSON":        []byte(`agents: []`),
+		"member twice":    []byte(`{"agents":[],"agents":[]}`),
+		"revocation undone by a second member": file(`{"name":"va","jwk":` + string(edPub) +
+			`,"revoked":{"at":"2026-11-30T04:00:00Z","reason":"lost"},"revoked":null}`),
+		"default rate of 0/s":        []byte(`{"default_rate":{"per_second":0,"burst":10},"agents":[]}`),
+		"default rate, no burst":     []byte(`{"default_rate":{"per_second":1},"agents":[]}`),
+		"negative rate":              file(`{"name":"va","jwk":` + string(edPub) + `,"rate":{"per_second":-1,"burst":1}}`),
+		"burst too large":            file(`{"name":"va","jwk":` + string(edPub) + `,"rate":{"per_second":1,"burst":1000001}}`),
+		"rate, unknown member":       file(`{"name":"va","jwk":` + string(edPub) + `,"rate":{"per_second":1,"burst":1,"per_minute":3}}`),
+		"revoked without a time":     file(`{"name":"va","jwk":` + string(edPub) + `,"revoked":{"reason":"lost"}}`),
+		"revoked, time not RFC 3339": file(`{"name":"va","jwk":` + string(edPub) + `,"revoked":{"at":"2026-11-30 04:00:00","reason":"lost"}}`),
+		"revoked without a reason":   file(`{"name":"va","jwk":` + string(edPub) + `,"revoked":{"at":"2026-11-30T04:00:00Z","reason":""}}`),
+		"revocation reason too long": file(`{"name":"va","jwk":` + string(edPub) + `,"revoked":{"at":"2026-11-30T04:00:00Z","reason":"` +
+			strings.Repeat("x", MaxRevocationReason+1) + `"}}`),
+		"revocation reason with a control character": file(`{"name":"va","jwk":` + string(edPub) +
+			`,"revoked":{"at":"2026-11-30T04:00:00Z","reason":"lost\u001b[2J"}}`),
+		"revoked, unknown member": file(`{"name":"va","jwk":` + string(edPub) + `,"revoked":{"at":"2026-11-30T04:00:00Z","reason":"lost","by":"me"}}`),
 	} {
 		if _, err := ParseAgents(f); err == nil {
 			t.Errorf("%s: accepted", name)
