@@ -39,13 +39,16 @@ var (
 	// ErrUnavailable means this server cannot answer now, though another
 	// (or this one, fixed) can: answer 503 with Retry-After.
 	ErrUnavailable = errors.New("unavailable here")
+	// ErrRateLimited means the client sent more than its rate limit allows:
+	// answer 429 with Retry-After (wrap it in a Retry to say how long).
+	ErrRateLimited = errors.New("rate limit exceeded")
 	// ErrUnwitnessed means the log has no checkpoint its witnesses cosigned
 	// that covers what was asked for, yet: answer 503 with Retry-After.
 	ErrUnwitnessed = errors.New("not yet cosigned by the witnesses")
 )
 
-// Retry is an error the client should retry after After, which a 503
-// sends as its Retry-After instead of the default RetryAfter.
+// Retry is an error the client should retry after After, which a 503 or
+// a 429 sends as its Retry-After instead of the default RetryAfter.
 type Retry struct {
 	Err   error
 	After time.Duration
@@ -70,6 +73,7 @@ var problems = []struct {
 	{ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large", "The request is too large"},
 	{ErrMediaType, http.StatusUnsupportedMediaType, "media_type", "The content type is not accepted"},
 	{ErrUnverifiable, http.StatusUnprocessableEntity, "unverifiable", "The evidence does not verify"},
+	{ErrRateLimited, http.StatusTooManyRequests, "rate_limited", "Too many submissions for this agent's rate limit; retry later"},
 	{ErrUpstream, http.StatusBadGateway, "upstream", "A service this one depends on failed; retry later"},
 	{ErrOverloaded, http.StatusServiceUnavailable, "overloaded", "The log is overloaded; retry later"},
 	{ErrUnavailable, http.StatusServiceUnavailable, "unavailable", "This server cannot answer now; retry later, or at another front end"},
@@ -107,7 +111,8 @@ func noSpace(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || strings.Contains(err.Error(), syscall.ENOSPC.Error())
 }
 
-// RetryAfter is the Retry-After value, in seconds, sent with ErrOverloaded.
+// RetryAfter is the Retry-After value, in seconds, sent with a 503 or a
+// 429 that has no Retry of its own.
 const RetryAfter = "1"
 
 // Details is an RFC 9457 problem details object.
@@ -116,7 +121,7 @@ type Details struct {
 	Title  string `json:"title"`
 	Status int    `json:"status"`
 	Detail string `json:"detail,omitempty"`
-	// RetryAfter, in whole seconds, is a 503's Retry-After if not 0.
+	// RetryAfter, in whole seconds, is a 503's or a 429's Retry-After if not 0.
 	RetryAfter int `json:"-"`
 }
 
@@ -234,7 +239,7 @@ func agentOf(ctx context.Context) string {
 
 // WriteDetails writes p as application/problem+json.
 func WriteDetails(w http.ResponseWriter, p Details) {
-	if p.Status == http.StatusServiceUnavailable {
+	if p.Status == http.StatusServiceUnavailable || p.Status == http.StatusTooManyRequests {
 		if p.RetryAfter > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(p.RetryAfter))
 		} else {

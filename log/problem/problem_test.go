@@ -27,6 +27,7 @@ func TestTable(t *testing.T) {
 		{ErrTooLarge, 413, ""},
 		{ErrMediaType, 415, ""},
 		{ErrUnverifiable, 422, ""},
+		{ErrRateLimited, 429, "Retry-After"},
 		{ErrUpstream, 502, ""},
 		{ErrOverloaded, 503, "Retry-After"},
 		{errors.New("disk on fire"), 500, ""},
@@ -49,8 +50,8 @@ func TestTable(t *testing.T) {
 	}
 }
 
-// TestRetry: a 503 carries the error's own Retry-After, rounded up to whole
-// seconds, and the default without one.
+// TestRetry: a 503 or a 429 carries the error's own Retry-After, rounded
+// up to whole seconds, and the default without one.
 func TestRetry(t *testing.T) {
 	for _, c := range []struct {
 		err  error
@@ -60,11 +61,13 @@ func TestRetry(t *testing.T) {
 		{fmt.Errorf("wrapped: %w", &Retry{Err: ErrOverloaded, After: time.Millisecond}), "1"},
 		{ErrUnwitnessed, RetryAfter},
 		{ErrOverloaded, RetryAfter},
+		{&Retry{Err: fmt.Errorf("%w: agent over its limit", ErrRateLimited), After: 2100 * time.Millisecond}, "3"},
+		{ErrRateLimited, RetryAfter},
 	} {
 		w := httptest.NewRecorder()
 		Write(w, httptest.NewRequest("GET", "/", nil), c.err)
-		if w.Code != 503 || w.Header().Get("Retry-After") != c.want {
-			t.Errorf("%v: %d, Retry-After %q, want 503 and %q", c.err, w.Code, w.Header().Get("Retry-After"), c.want)
+		if want := For(c.err).Status; w.Code != want || (want != 503 && want != 429) || w.Header().Get("Retry-After") != c.want {
+			t.Errorf("%v: %d, Retry-After %q, want %d and %q", c.err, w.Code, w.Header().Get("Retry-After"), For(c.err).Status, c.want)
 		}
 	}
 }
