@@ -40,7 +40,12 @@ type harness struct {
 	log    *vlog.Log
 	trust  receipts.Trust
 	es, ed crypto.Signer // registered agents
-	now    time.Time
+	// revoked is an agent revoked a minute before now; limited one that
+	// may log 1 statement a second, 2 at once.
+	revoked, limited crypto.Signer
+	rs               *receipts.Signer
+	agents           *vetting.Agents // the registry the server has
+	now              time.Time
 }
 
 func newHarness(t testing.TB) *harness { return newHarnessWith(t, nil) }
@@ -77,13 +82,22 @@ func newHarnessWith(t testing.TB, wrap func(tessera.Antispam) tessera.Antispam) 
 	agents := &vetting.Agents{}
 	agents, _ = agents.Add("es-agent", jose.JSONWebKey{Key: es.Public()}, "")
 	agents, _ = agents.Add("ed-agent", jose.JSONWebKey{Key: ed.Public()}, "")
+	revoked, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	limited, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	agents, _ = agents.Add("revoked-agent", jose.JSONWebKey{Key: revoked.Public()}, "")
+	agents, _ = agents.Add("limited-agent", jose.JSONWebKey{Key: limited.Public()}, "")
+	now := time.Now()
+	agents, _ = agents.Revoke("revoked-agent", now.Add(-time.Minute), "key compromised")
+	if agents, err = agents.SetRate("limited-agent", &vetting.Rate{PerSecond: 1, Burst: 2}); err != nil {
+		t.Fatal(err)
+	}
 
 	rk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	rs, err := receipts.NewSigner(rk)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, log: l, es: es, ed: ed, now: time.Now()}
+	h := &harness{t: t, log: l, es: es, ed: ed, revoked: revoked, limited: limited, rs: rs, agents: agents, now: now}
 	svc := New(Config{Log: l, Agents: func() *vetting.Agents { return agents }, Receipts: rs, Now: func() time.Time { return h.now }})
 	mux := http.NewServeMux()
 	svc.Handle(mux, "/vetting")
@@ -265,6 +279,10 @@ func TestBatch(t *testing.T) {
 func TestRefusals(t *testing.T) {
 	h := newHarness(t)
 	h.add(h.statement(h.es, 1, "first-subject", h.now))
+	// The harness's clock stands still: the limited agent's bucket,
+	// emptied here, stays empty.
+	h.add(h.statement(h.limited, 1, "", h.now))
+	h.add(h.statement(h.limited, 2, "", h.now))
 	unregistered, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	good := h.statement(h.es, 3, "", h.now)
 	parts := strings.Split(good, ".")
@@ -298,6 +316,13 @@ func TestRefusals(t *testing.T) {
 			`{"statements":[],"statements":[` + strconv.Quote(h.statement(h.es, 6, "", h.now)) + `]}`, 400},
 		{"batch with an unknown member", "/v1/add-batch", "application/json",
 			`{"statements":[` + strconv.Quote(h.statement(h.es, 7, "", h.now)) + `],"dry_run":true}`, 400},
+		{"revoked agent", "/v1/add", "application/jose", h.statement(h.revoked, 1, "", h.now), 403},
+		{"revoked agent, statement dated before its revocation", "/v1/add", "application/jose", h.statement(h.revoked, 1, "", h.now.Add(-5*time.Minute)), 403},
+		{"batch with a revoked agent's statement", "/v1/add-batch", "application/json", batch(good, h.statement(h.revoked, 2, "", h.now)), 403},
+		{"agent over its rate limit", "/v1/add", "application/jose", h.statement(h.limited, 3, "", h.now), 429},
+		{"batch with a statement of an agent over its rate limit", "/v1/add-batch", "application/json", batch(good, h.statement(h.limited, 3, "", h.now)), 429},
+		{"batch over an agent's burst", "/v1/add-batch", "application/json",
+			batch(h.statement(h.limited, 3, "", h.now), h.statement(h.limited, 4, "", h.now), h.statement(h.limited, 5, "", h.now)), 413},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			before := h.size()
@@ -311,6 +336,12 @@ func TestRefusals(t *testing.T) {
 			}
 			if code == 401 && hdr.Get("WWW-Authenticate") == "" {
 				t.Error("401 without WWW-Authenticate")
+			}
+			if code == 429 && hdr.Get("Retry-After") != "1" {
+				t.Errorf("429 with Retry-After %q, want 1 (the limited agent logs one a second)", hdr.Get("Retry-After"))
+			}
+			if code == 403 && strings.Contains(c.name, "revoked") && !strings.Contains(p.Detail, "revoked at") {
+				t.Errorf("a revoked agent's 403 does not name the revocation: %q", p.Detail)
 			}
 			time.Sleep(150 * time.Millisecond) // a checkpoint interval
 			if after := h.size(); after != before {

@@ -48,7 +48,8 @@ type Config struct {
 
 // Service is the vetting log's write side. It is safe for concurrent use.
 type Service struct {
-	cfg Config
+	cfg    Config
+	limits *limiter // the agents' rate limits in this front end
 }
 
 // New returns a Service.
@@ -62,7 +63,7 @@ func New(cfg Config) *Service {
 	if cfg.PublishTimeout == 0 {
 		cfg.PublishTimeout = DefaultPublishTimeout
 	}
-	return &Service{cfg: cfg}
+	return &Service{cfg: cfg, limits: newLimiter()}
 }
 
 // Result is the outcome of one statement.
@@ -76,7 +77,8 @@ type Result struct {
 
 // Submit checks statements, appends their leaves and returns one Result per
 // statement, in order, once a published checkpoint covers them all. If any
-// statement fails its checks, Submit returns an error naming it and appends
+// statement fails its checks, or the request is over an agent's rate limit
+// (each statement counts), Submit returns an error naming it and appends
 // nothing.
 func (s *Service) Submit(ctx context.Context, statements []string) (_ []Result, err error) {
 	start := time.Now()
@@ -94,11 +96,14 @@ func (s *Service) Submit(ctx context.Context, statements []string) (_ []Result, 
 	leaves := make([][]byte, len(statements))
 	subjects := make([]string, len(statements))
 	errs := make([]error, len(statements))
+	signers := make([]*vetting.Agent, len(statements))
 	// Signature checks dominate; spread them over the cores.
 	parallel(len(statements), func(i int) {
-		leaf, name, err := s.check(agents, statements[i], now)
-		names[i] = name
-		problem.NoteAgent(ctx, name)
+		leaf, agent, err := s.check(agents, statements[i], now)
+		if agent != nil {
+			signers[i], names[i] = agent, agent.Name
+			problem.NoteAgent(ctx, agent.Name)
+		}
 		if err == nil {
 			leaves[i], err = leaf.MarshalBinary()
 			subjects[i] = leaf.Subject
@@ -111,6 +116,15 @@ func (s *Service) Submit(ctx context.Context, statements []string) (_ []Result, 
 		} else if err != nil {
 			return nil, err
 		}
+	}
+	// Only statements that verify count against their agent's limit: no
+	// one else can spend it.
+	count := make(map[*vetting.Agent]int)
+	for _, ag := range signers {
+		count[ag]++
+	}
+	if err := s.limits.take(agents, count, now); err != nil {
+		return nil, err
 	}
 
 	results = make([]Result, len(statements))
@@ -210,23 +224,28 @@ func parallel(n int, f func(i int)) {
 }
 
 // check turns a statement into a leaf, or says why it is refused. It
-// returns the registered name of the agent, once known, for metrics and
+// returns the registered agent, once known, for rate limits, metrics and
 // logs: a name from the registry, never from the request.
-func (s *Service) check(agents *vetting.Agents, compact string, now time.Time) (*vetting.Leaf, string, error) {
+func (s *Service) check(agents *vetting.Agents, compact string, now time.Time) (*vetting.Leaf, *vetting.Agent, error) {
 	st, sig, err := vetting.ParseStatement(compact)
 	if err != nil {
-		return nil, "", fmt.Errorf("%w: %v", problem.ErrBadRequest, err)
+		return nil, nil, fmt.Errorf("%w: %v", problem.ErrBadRequest, err)
 	}
 	agent, err := agents.Lookup(st.AgentKey)
 	if err != nil {
-		return nil, "", fmt.Errorf("%w: %v; register the agent's public key with the log operator", problem.ErrForbidden, err)
+		return nil, nil, fmt.Errorf("%w: %v; register the agent's public key with the log operator", problem.ErrForbidden, err)
 	}
 	if err := st.Verify(&agent.Key, sig); err != nil {
-		return nil, agent.Name, fmt.Errorf("%w: agent %q: %v", problem.ErrUnauthorized, agent.Name, err)
+		return nil, agent, fmt.Errorf("%w: agent %q: %v", problem.ErrUnauthorized, agent.Name, err)
+	}
+	// now is also the leaf's timestamp, which verifiers compare with the
+	// revocation: the log and its verifiers draw the line at one instant.
+	if err := agent.ValidAt(now); err != nil {
+		return nil, agent, fmt.Errorf("%w: %v; it may no longer log", problem.ErrForbidden, err)
 	}
 	iat := time.Unix(int64(st.IssuedAt), 0)
 	if d := now.Sub(iat); d > s.cfg.IssuedAtWindow || d < -s.cfg.IssuedAtWindow {
-		return nil, agent.Name, fmt.Errorf("%w: iat %s is %s from the log's clock %s; the window is ±%s",
+		return nil, agent, fmt.Errorf("%w: iat %s is %s from the log's clock %s; the window is ±%s",
 			problem.ErrBadRequest, iat.UTC().Format(time.RFC3339), d.Round(time.Second), now.UTC().Format(time.RFC3339), s.cfg.IssuedAtWindow)
 	}
 	leaf := &vetting.Leaf{
@@ -238,7 +257,7 @@ func (s *Service) check(agents *vetting.Agents, compact string, now time.Time) (
 		Subject:   st.Subject,
 	}
 	copy(leaf.Signature[:], sig)
-	return leaf, agent.Name, nil
+	return leaf, agent, nil
 }
 
 // sameSubject refuses a resubmission whose subject differs from the one
