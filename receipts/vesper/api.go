@@ -111,6 +111,16 @@ func VerifyVettedInfo(body []byte, o Verification) (*VettedInfoResponse, error) 
 	if err != nil {
 		return nil, fmt.Errorf("transparency_receipt: %w: %v", ErrNotLogged, err)
 	}
+	var revocation string
+	if o.Issuers != nil {
+		// A receipt alone is checked against the registry's revocations
+		// too, when its agent is registered.
+		if agent, err := o.Issuers.Lookup(leaf.AgentKey); err == nil {
+			if revocation, err = RevocationCheck(agent, leaf, rv.Index); err != nil {
+				return nil, fmt.Errorf("transparency_receipt: %w", err)
+			}
+		}
+	}
 	want := NewDraftReceipt(jws, rv, leaf)
 	if draft != nil {
 		for _, f := range []struct{ name, got, want string }{
@@ -128,6 +138,9 @@ func VerifyVettedInfo(body []byte, o Verification) (*VettedInfoResponse, error) 
 	}
 	res.LogEntryID, res.KYCDataHash = want.LogEntryID, want.Receipt.Hash
 	res.Checks = append(res.Checks, rv.Checks...)
+	if revocation != "" {
+		res.Checks = append(res.Checks, revocation)
+	}
 	if draft != nil {
 		res.Checks = append(res.Checks, "draft fields: log_entry_id, receipt.hash and receipt.timestamp agree with the signed receipt")
 	}
