@@ -2,7 +2,8 @@
 // server: vetting agents (keygen, kyc-hash, submit, agent, token issue),
 // token holders (token present), verifiers (trust, verify-receipt, token
 // verify, checkpoint, proof), auditors and monitors (audit, monitor,
-// compare, check-evidence), and operators of a posix log (agents add).
+// compare, check-evidence), and operators of a posix log (agents add,
+// revoke, limit).
 //
 // Every command reads "vesper COMMAND [VERB] -flags args" (package
 // cmd/internal/cli): "vesper -h" lists the commands, and "vesper COMMAND -h"
@@ -46,6 +47,20 @@ var program = &cli.Program{Name: "vesper", Commands: []*cli.Command{
 			"server reads again on every submission). FILE must exist unless -create is given, so that a mistyped " +
 			"path is not a new, unused registry. With other backends, edit a copy and load it with vesperlog agents put.",
 		Flags: agentsAddFlags},
+	{Name: "agents revoke", Synopsis: "-agents FILE -name NAME -reason TEXT [-at RFC3339]",
+		Summary: "revoke a vetting agent, from a time and for a reason",
+		Description: "Records the revocation on the agent in the registry FILE; its key stays listed, so that its " +
+			"entries logged before the time still verify (and verifiers show the revocation), and it cannot be " +
+			"registered again. The log refuses the agent's statements from the time on (403). A revocation can " +
+			"later be moved earlier, never later. With other backends, edit a copy and load it with vesperlog agents put.",
+		Flags: agentsRevokeFlags},
+	{Name: "agents limit", Synopsis: "-agents FILE [-name NAME] (-rate PER_SECOND -burst N | -clear)",
+		Summary: "set the rate limit of an agent, or the default",
+		Description: "Sets how many statements an agent may log (each statement of a batch counts): -rate a second " +
+			"on average, up to -burst at once; without -name, the default of agents without a rate of their own. " +
+			"No rate at all means no limit. Each front end counts on its own, and applies a change at the agent's " +
+			"next submission. Over the limit, the log answers 429 with Retry-After.",
+		Flags: agentsLimitFlags},
 	{Name: "kyc-hash", Synopsis: "-in KYC.json (-out COMMITMENT.json | -salt B64URL)",
 		Summary: "commit to a KYC record: the salted digest an agent logs",
 		Description: "Prints SHA-256(salt || the file's bytes), base64url. With -out, the salt is 32 new random bytes " +

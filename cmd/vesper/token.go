@@ -135,6 +135,9 @@ type tokenOutput struct {
 	LogOrigin string         `json:"log_origin"`
 	LogIndex  uint64         `json:"log_index"`
 	Checks    []string       `json:"checks"`
+	// IssuerRevoked is the issuer's revocation, which came after the
+	// token and its entry.
+	IssuerRevoked *vetting.Revocation `json:"issuer_revoked,omitempty"`
 }
 
 func tokenVerifyFlags(fs *flag.FlagSet) cli.Action {
@@ -175,7 +178,7 @@ func tokenVerifyFlags(fs *flag.FlagSet) cli.Action {
 			return fmt.Errorf("token does not verify: %w", err)
 		}
 		res := tokenOutput{Valid: true, Issuer: v.Issuer.Name, Claims: v.Claims, Disclosed: v.Disclosed, KeyBound: v.KeyBound,
-			LogOrigin: v.Receipt.Origin, LogIndex: v.Receipt.Index, Checks: v.Checks}
+			LogOrigin: v.Receipt.Origin, LogIndex: v.Receipt.Index, Checks: v.Checks, IssuerRevoked: v.Issuer.Revoked}
 		if *asJSON {
 			b, _ := json.MarshalIndent(res, "", "  ")
 			fmt.Fprintln(stdout, string(b))

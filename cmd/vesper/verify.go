@@ -16,6 +16,7 @@ import (
 	"github.com/vesperlog/vesperlog/client"
 	"github.com/vesperlog/vesperlog/log/vetting"
 	"github.com/vesperlog/vesperlog/receipts"
+	"github.com/vesperlog/vesperlog/receipts/vesper"
 	"github.com/vesperlog/vesperlog/storage/keys"
 	"github.com/vesperlog/vesperlog/witness/policy"
 )
@@ -85,6 +86,8 @@ type vettingJSON struct {
 	KYCDataHash string    `json:"kyc_data_hash"`
 	Subject     string    `json:"sub,omitempty"`
 	IssuedAt    time.Time `json:"iat"`
+	// AgentRevoked is the agent's revocation, which came after the entry.
+	AgentRevoked *vetting.Revocation `json:"agent_revoked,omitempty"`
 }
 
 func verifyReceiptFlags(fs *flag.FlagSet) cli.Action {
@@ -145,6 +148,14 @@ func verifyReceiptFlags(fs *flag.FlagSet) cli.Action {
 				}
 				e.AgentName = agent.Name
 				out.Checks = append(out.Checks, fmt.Sprintf("agent signature: the statement verifies with the key of agent %q", agent.Name))
+				check, err := vesper.RevocationCheck(agent, leaf, v.Index)
+				if err != nil {
+					return fmt.Errorf("entry's agent: %w", err)
+				}
+				if check != "" {
+					e.AgentRevoked = agent.Revoked
+					out.Checks = append(out.Checks, check)
+				}
 			}
 			if *wantDigest != "" {
 				if e.KYCDataHash != *wantDigest {
