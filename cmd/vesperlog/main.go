@@ -50,7 +50,7 @@ var program = &cli.Program{Name: "vesperlog",
 		{Name: "agents get", Synopsis: "[storage flags]",
 			Summary: "print the agent registry of a backend",
 			Description: "Prints the agent registry (agents.json) of the backend the storage flags name, as the " +
-				"server's do. Edit it with vesper agents add and load it with agents put.",
+				"server's do. Edit it with vesper agents add, revoke or limit, and load it with agents put.",
 			Flags: agentsGetFlags},
 		{Name: "agents put", Synopsis: "[storage flags] FILE",
 			Summary: "replace the agent registry of a backend",
