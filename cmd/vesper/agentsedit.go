@@ -52,7 +52,8 @@ func agentsRevokeFlags(fs *flag.FlagSet) cli.Action {
 		if len(args) > 0 {
 			return usageErr("unexpected arguments %q", args)
 		}
-		at := time.Now().UTC()
+		// To the millisecond, the precision of a leaf's log time.
+		at := time.Now().UTC().Truncate(time.Millisecond)
 		if *atFlag != "" {
 			t, err := time.Parse(time.RFC3339, *atFlag)
 			if err != nil {

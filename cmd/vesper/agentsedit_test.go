@@ -58,7 +58,7 @@ func TestAgentsRevokeAndLimit(t *testing.T) {
 	vesper(1, "can only be moved earlier", "agents", "revoke", "-agents", reg, "-name", "va", "-reason", "again", "-at", "2026-11-30T05:00:00Z")
 	vesper(1, "a revoked key cannot be registered again", "agents", "add", "-agents", reg, "-name", "va-new", "-key", filepath.Join(dir, "va.pub.jwk"))
 	vesper(0, "at 2026-11-30T03:00:00Z: lost earlier", "agents", "revoke", "-agents", reg, "-name", "va", "-reason", "lost earlier", "-at", "2026-11-30T03:00:00Z")
-	before := time.Now().UTC()
+	before := time.Now().UTC().Truncate(time.Millisecond)
 	vesper(0, `revoked agent "vb"`, "agents", "revoke", "-agents", reg, "-name", "vb", "-reason", "contract ended")
 
 	b, _ := os.ReadFile(reg)
