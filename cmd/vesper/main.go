@@ -132,7 +132,8 @@ var program = &cli.Program{Name: "vesper", Commands: []*cli.Command{
 	{Name: "audit", Synopsis: "-trust TRUST.json " + logFlagsSynopsis + " [-agents AGENTS.json | -roots ROOTS.pem] [-resume FILE] [-state DIR] [-workers N] [-evidence FILE]",
 		Summary: "check every entry of a log",
 		Description: "Reads the whole log up to a verified checkpoint, recomputes its root, and checks every entry: " +
-			"that it decodes, with -agents that each vetting statement verifies with its agent's key, and for the " +
+			"that it decodes, with -agents that each vetting statement verifies with its agent's key and was logged " +
+			"before any revocation of the agent, and for the " +
 			"STI-CT log that each chain verifies to the STI roots. -resume continues where an earlier audit stopped.",
 		Flags: auditFlags},
 	{Name: "monitor", Synopsis: "-trust TRUST.json -state DIR " + logFlagsSynopsis + " [-agent THUMBPRINT] [-tn NUMBER] [-tn-range START,COUNT] [-spc CODE] [-once | -interval D] [-evidence FILE]",

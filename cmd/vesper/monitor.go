@@ -260,7 +260,7 @@ func auditFlags(fs *flag.FlagSet) cli.Action {
 		} else {
 			check = vettingCheck(agents)
 			if agents != nil {
-				what = "every entry decodes and its agent signature verifies"
+				what = "every entry decodes and its agent signature verifies, and no agent logged after its revocation"
 			}
 		}
 		// The checks are ready (their files read) before the trusted state moves.
@@ -310,7 +310,9 @@ func auditFlags(fs *flag.FlagSet) cli.Action {
 }
 
 // vettingCheck checks that a vetting entry decodes and, with agents, that
-// its agent signature verifies.
+// its agent signature verifies and that its agent was not revoked at its
+// log time (verifiers refuse such an entry; a log that applied the same
+// registry would have refused it).
 func vettingCheck(agents *vetting.Agents) func(uint64, []byte) error {
 	return func(_ uint64, e []byte) error {
 		leaf, err := vetting.ParseLeaf(e)
@@ -324,9 +326,22 @@ func vettingCheck(agents *vetting.Agents) func(uint64, []byte) error {
 		if err != nil {
 			return err
 		}
-		return leaf.Verify(&a.Key)
+		if err := leaf.Verify(&a.Key); err != nil {
+			return err
+		}
+		if err := a.ValidAt(leaf.LoggedAt()); err != nil {
+			return revokedEntry{fmt.Errorf("logged at %s: %w", leaf.LoggedAt().UTC().Format(time.RFC3339Nano), err)}
+		}
+		return nil
 	}
 }
+
+// revokedEntry is an entry logged at or after its agent's revocation: the
+// audit reports it and goes on (client.ErrBadEntry).
+type revokedEntry struct{ error }
+
+func (e revokedEntry) Is(target error) bool { return target == client.ErrBadEntry }
+func (e revokedEntry) Unwrap() error        { return e.error }
 
 // chainCheck checks an STI-CT entry's chain against the roots in
 // rootsFile, or those the log serves at logURL.

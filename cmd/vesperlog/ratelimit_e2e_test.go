@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -130,8 +131,15 @@ func testRateLimitsAndRevocation(t *testing.T, be *backend, server, cli string) 
 		!res.Valid || res.IssuerRevoked == nil || res.IssuerRevoked.Reason != "key compromised" {
 		t.Errorf("token verify -json: %+v %v", res, err)
 	}
-	// Moved back before the entry was logged, the revocation refuses both.
+	if out := run(0, "audit", "-trust", "trust.json", "-agents", "issuers.json"); !strings.Contains(out, "no agent logged after its revocation") {
+		t.Errorf("audit with the served registry: %s", out)
+	}
+	// Moved back before the entry was logged, the revocation refuses both,
+	// and an audit reports each of va's entries.
 	run(0, "agents", "revoke", "-agents", "issuers.json", "-name", "va", "-reason", "compromised since 2020", "-at", "2020-01-01T00:00:00Z")
+	if out := run(1, "audit", "-trust", "trust.json", "-agents", "issuers.json"); len(regexp.MustCompile(`(?m)^entry \d+: logged at .*: agent "va" was revoked at 2020-01-01T00:00:00Z`).FindAllString(out, -1)) != 5 {
+		t.Errorf("audit with va revoked since 2020 does not report va's 5 entries: %s", out)
+	}
 	for _, args := range [][]string{
 		{"token", "verify", "-trust", "trust.json", "-issuers", "issuers.json", "token.sdjwt"},
 		{"verify-receipt", "-trust", "trust.json", "-agents", "issuers.json", "receipt.jwt"},
