@@ -2,11 +2,16 @@ package server
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"errors"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
 
 	"github.com/vesperlog/vesperlog/log/problem"
 	"github.com/vesperlog/vesperlog/log/vetting"
@@ -99,4 +104,21 @@ func TestRateLimits(t *testing.T) {
 	set(func() { reg, _ = reg.SetRate("", &vetting.Rate{PerSecond: 1, Burst: 5}) })
 	submit(nil, stmts("ed", 5)...)
 	submit(problem.ErrRateLimited, stmts("ed", 1)...)
+}
+
+// BenchmarkLimiterTake is the cost rate limits add to a submission of one
+// statement by a limited agent: one lock, one bucket.
+func BenchmarkLimiterTake(b *testing.B) {
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	reg, _ := (&vetting.Agents{}).Add("va", jose.JSONWebKey{Key: k.Public()}, "")
+	reg, _ = reg.SetRate("", &vetting.Rate{PerSecond: 1e6, Burst: 1_000_000})
+	ag := reg.List()[0]
+	l := newLimiter()
+	now := time.Now()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := l.take(reg, map[*vetting.Agent]int{ag: 1}, now.Add(time.Duration(i)*time.Microsecond)); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
