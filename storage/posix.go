@@ -130,10 +130,15 @@ func (o posixObjects) Get(_ context.Context, p string) ([]byte, error) {
 type posixState posixBackend
 
 func (s *posixState) path(name string) (string, error) {
-	if !fs.ValidPath(name) || strings.ContainsAny(name, `/\`) || strings.HasPrefix(name, ".") {
+	parts := strings.Split(name, "/")
+	bad := !fs.ValidPath(name) || strings.Contains(name, `\`) || len(parts) > 2
+	for _, p := range parts {
+		bad = bad || strings.HasPrefix(p, ".")
+	}
+	if bad {
 		return "", fmt.Errorf("storage: bad state name %q", name)
 	}
-	return filepath.Join(s.dir, name), nil
+	return filepath.Join(s.dir, filepath.FromSlash(name)), nil
 }
 
 func (s *posixState) Get(_ context.Context, name string) ([]byte, error) {
@@ -184,4 +189,58 @@ func (s *posixState) Swap(ctx context.Context, name string, old, value []byte) (
 		return false, err
 	}
 	return true, nil
+}
+
+func (s *posixState) Delete(_ context.Context, name string, old []byte) (bool, error) {
+	path, err := s.path(name)
+	if err != nil {
+		return false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("reading %s: %w", path, err)
+	case !bytes.Equal(cur, old):
+		return false, nil
+	}
+	if err := os.Remove(path); err != nil {
+		return false, fmt.Errorf("deleting %s: %w", path, err)
+	}
+	return true, nil
+}
+
+func (s *posixState) List(_ context.Context, prefix, after string, n int) ([]string, error) {
+	// Names are files of the data directory or of one subdirectory: read
+	// the directory prefix names, then filter on the rest.
+	dir, base := "", prefix
+	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
+		dir, base = prefix[:i+1], prefix[i+1:]
+	}
+	if dir != "" {
+		if _, err := s.path(dir + "x"); err != nil {
+			return nil, err
+		}
+	}
+	des, err := os.ReadDir(filepath.Join(s.dir, filepath.FromSlash(dir)))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing state %s: %w", prefix, err)
+	}
+	var names []string
+	for _, de := range des { // ReadDir sorts by name
+		name := dir + de.Name()
+		if len(names) == n {
+			break
+		}
+		if de.Type().IsRegular() && !strings.HasPrefix(de.Name(), ".") && strings.HasPrefix(de.Name(), base) && name > after {
+			names = append(names, name)
+		}
+	}
+	return names, nil
 }
