@@ -27,6 +27,8 @@ func TestTable(t *testing.T) {
 		{ErrTooLarge, 413, ""},
 		{ErrMediaType, 415, ""},
 		{ErrUnverifiable, 422, ""},
+		{ErrKeyReused, 422, ""},
+		{&Retry{Err: ErrInProgress, After: time.Second}, 409, "Retry-After"},
 		{ErrUpstream, 502, ""},
 		{ErrOverloaded, 503, "Retry-After"},
 		{errors.New("disk on fire"), 500, ""},
