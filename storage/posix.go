@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
 	"net/http"
 	"os"
@@ -25,9 +26,12 @@ type posixBackend struct {
 	dir           string
 	lock          *os.File // the directory's lock; closing it releases the lock
 	witnessClient *http.Client
-	// mu serialises Create and Swap: the lock keeps other processes out,
-	// mu the goroutines of this one.
-	mu sync.Mutex
+	// names serialise the writes of one state document (Put, Create,
+	// Swap, Delete), striped by its name: the directory lock keeps other
+	// processes out, these the goroutines of this one. Writes of other
+	// documents (idempotency records) go on at once, each waiting for
+	// its own fsync.
+	names [64]sync.Mutex
 }
 
 func openPOSIX(c Config) (*posixBackend, error) {
@@ -141,6 +145,15 @@ func (s *posixState) path(name string) (string, error) {
 	return filepath.Join(s.dir, filepath.FromSlash(name)), nil
 }
 
+// stripe locks and returns the mutex of name's stripe.
+func (s *posixState) stripe(name string) *sync.Mutex {
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	mu := &s.names[h.Sum32()%uint32(len(s.names))]
+	mu.Lock()
+	return mu
+}
+
 func (s *posixState) Get(_ context.Context, name string) ([]byte, error) {
 	path, err := s.path(name)
 	if err != nil {
@@ -158,8 +171,8 @@ func (s *posixState) Put(_ context.Context, name string, value []byte) error {
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	mu := s.stripe(name)
+	defer mu.Unlock()
 	return keys.WriteFile(path, value, 0o644)
 }
 
@@ -172,8 +185,8 @@ func (s *posixState) Swap(ctx context.Context, name string, old, value []byte) (
 	if err != nil {
 		return false, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	mu := s.stripe(name)
+	defer mu.Unlock()
 	cur, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -196,8 +209,8 @@ func (s *posixState) Delete(_ context.Context, name string, old []byte) (bool, e
 	if err != nil {
 		return false, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	mu := s.stripe(name)
+	defer mu.Unlock()
 	cur, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
