@@ -150,15 +150,9 @@ func (s gcsState) Swap(ctx context.Context, name string, old, value []byte) (boo
 	if old == nil {
 		obj = obj.If(gcs.Conditions{DoesNotExist: true})
 	} else {
-		cur, gen, err := s.o.read(ctx, name)
-		if errors.Is(err, ErrNotExist) {
-			return false, nil
-		}
-		if err != nil {
+		gen, err := s.holds(ctx, name, old)
+		if gen == 0 || err != nil {
 			return false, err
-		}
-		if string(cur) != string(old) {
-			return false, nil
 		}
 		obj = obj.If(gcs.Conditions{GenerationMatch: gen})
 	}
@@ -169,16 +163,23 @@ func (s gcsState) Swap(ctx context.Context, name string, old, value []byte) (boo
 	return err == nil, err
 }
 
-func (s gcsState) Delete(ctx context.Context, name string, old []byte) (bool, error) {
+// holds returns the generation of the named document if it holds old,
+// else 0 (GCS generations are positive).
+func (s gcsState) holds(ctx context.Context, name string, old []byte) (int64, error) {
 	cur, gen, err := s.o.read(ctx, name)
 	if errors.Is(err, ErrNotExist) {
-		return false, nil
+		return 0, nil
 	}
-	if err != nil {
+	if err != nil || string(cur) != string(old) {
+		return 0, err
+	}
+	return gen, nil
+}
+
+func (s gcsState) Delete(ctx context.Context, name string, old []byte) (bool, error) {
+	gen, err := s.holds(ctx, name, old)
+	if gen == 0 || err != nil {
 		return false, err
-	}
-	if string(cur) != string(old) {
-		return false, nil
 	}
 	err = s.o.bucket.Object(s.o.prefix + name).If(gcs.Conditions{GenerationMatch: gen}).Delete(ctx)
 	if isPreconditionFailed(err) || errors.Is(err, gcs.ErrObjectNotExist) {

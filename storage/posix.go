@@ -180,6 +180,18 @@ func (s *posixState) Create(ctx context.Context, name string, value []byte) (boo
 	return s.Swap(ctx, name, nil, value)
 }
 
+// holds says whether the file at path holds old (nil: is absent).
+func holds(path string, old []byte) (bool, error) {
+	cur, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return old == nil, nil
+	case err != nil:
+		return false, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return old != nil && bytes.Equal(cur, old), nil
+}
+
 func (s *posixState) Swap(ctx context.Context, name string, old, value []byte) (bool, error) {
 	path, err := s.path(name)
 	if err != nil {
@@ -187,16 +199,8 @@ func (s *posixState) Swap(ctx context.Context, name string, old, value []byte) (
 	}
 	mu := s.stripe(name)
 	defer mu.Unlock()
-	cur, err := os.ReadFile(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		if old != nil {
-			return false, nil
-		}
-	case err != nil:
-		return false, fmt.Errorf("reading %s: %w", path, err)
-	case old == nil || !bytes.Equal(cur, old):
-		return false, nil
+	if ok, err := holds(path, old); !ok || err != nil {
+		return false, err
 	}
 	if err := keys.WriteFile(path, value, 0o644); err != nil {
 		return false, err
@@ -211,14 +215,8 @@ func (s *posixState) Delete(_ context.Context, name string, old []byte) (bool, e
 	}
 	mu := s.stripe(name)
 	defer mu.Unlock()
-	cur, err := os.ReadFile(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return false, nil
-	case err != nil:
-		return false, fmt.Errorf("reading %s: %w", path, err)
-	case !bytes.Equal(cur, old):
-		return false, nil
+	if ok, err := holds(path, old); old == nil || !ok || err != nil {
+		return false, err
 	}
 	if err := os.Remove(path); err != nil {
 		return false, fmt.Errorf("deleting %s: %w", path, err)
