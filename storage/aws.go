@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -322,6 +323,36 @@ func (s sqlState) Swap(ctx context.Context, name string, old, value []byte) (boo
 	}
 	n, err := r.RowsAffected()
 	return n == 1, err
+}
+
+func (s sqlState) Delete(ctx context.Context, name string, old []byte) (bool, error) {
+	r, err := s.db.ExecContext(ctx, "DELETE FROM VesperState WHERE name = ? AND value = ?", name, old)
+	if err != nil {
+		return false, fmt.Errorf("deleting state %s: %w", name, err)
+	}
+	n, err := r.RowsAffected()
+	return n == 1, err
+}
+
+func (s sqlState) List(ctx context.Context, prefix, after string, n int) ([]string, error) {
+	like := strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(prefix) + "%"
+	rows, err := s.db.QueryContext(ctx, "SELECT name FROM VesperState WHERE name LIKE ? AND name > ? ORDER BY name LIMIT ?", like, after, n)
+	if err != nil {
+		return nil, fmt.Errorf("listing state %s: %w", prefix, err)
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, fmt.Errorf("listing state %s: %w", prefix, err)
+		}
+		names = append(names, name)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing state %s: %w", prefix, err)
+	}
+	return names, nil
 }
 
 // claimStale is how long a claim may stay unsettled before another

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"strings"
 
 	gcs "cloud.google.com/go/storage"
 	"github.com/transparency-dev/tessera"
 	tessgcp "github.com/transparency-dev/tessera/storage/gcp"
 	gcpantispam "github.com/transparency-dev/tessera/storage/gcp/antispam"
 	"google.golang.org/api/googleapi"
+	"google.golang.org/api/iterator"
 )
 
 // gcpBackend is Tessera's GCP driver on Spanner and GCS. The operator
@@ -148,15 +150,9 @@ func (s gcsState) Swap(ctx context.Context, name string, old, value []byte) (boo
 	if old == nil {
 		obj = obj.If(gcs.Conditions{DoesNotExist: true})
 	} else {
-		cur, gen, err := s.o.read(ctx, name)
-		if errors.Is(err, ErrNotExist) {
-			return false, nil
-		}
-		if err != nil {
+		gen, err := s.holds(ctx, name, old)
+		if gen == 0 || err != nil {
 			return false, err
-		}
-		if string(cur) != string(old) {
-			return false, nil
 		}
 		obj = obj.If(gcs.Conditions{GenerationMatch: gen})
 	}
@@ -165,6 +161,58 @@ func (s gcsState) Swap(ctx context.Context, name string, old, value []byte) (boo
 		return false, nil
 	}
 	return err == nil, err
+}
+
+// holds returns the generation of the named document if it holds old,
+// else 0 (GCS generations are positive).
+func (s gcsState) holds(ctx context.Context, name string, old []byte) (int64, error) {
+	cur, gen, err := s.o.read(ctx, name)
+	if errors.Is(err, ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil || string(cur) != string(old) {
+		return 0, err
+	}
+	return gen, nil
+}
+
+func (s gcsState) Delete(ctx context.Context, name string, old []byte) (bool, error) {
+	gen, err := s.holds(ctx, name, old)
+	if gen == 0 || err != nil {
+		return false, err
+	}
+	err = s.o.bucket.Object(s.o.prefix + name).If(gcs.Conditions{GenerationMatch: gen}).Delete(ctx)
+	if isPreconditionFailed(err) || errors.Is(err, gcs.ErrObjectNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("deleting object %s: %w", s.o.prefix+name, err)
+	}
+	return true, nil
+}
+
+func (s gcsState) List(ctx context.Context, prefix, after string, n int) ([]string, error) {
+	q := &gcs.Query{Prefix: s.o.prefix + prefix}
+	if after != "" {
+		// StartOffset is inclusive; the smallest name after after is after+"\x00".
+		q.StartOffset = s.o.prefix + after + "\x00"
+	}
+	if err := q.SetAttrSelection([]string{"Name"}); err != nil {
+		return nil, err
+	}
+	it := s.o.bucket.Objects(ctx, q)
+	var names []string
+	for len(names) < n {
+		a, err := it.Next()
+		if errors.Is(err, iterator.Done) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("listing objects %s: %w", q.Prefix, err)
+		}
+		names = append(names, strings.TrimPrefix(a.Name, s.o.prefix))
+	}
+	return names, nil
 }
 
 func isPreconditionFailed(err error) bool {

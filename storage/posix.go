@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
 	"net/http"
 	"os"
@@ -25,9 +26,12 @@ type posixBackend struct {
 	dir           string
 	lock          *os.File // the directory's lock; closing it releases the lock
 	witnessClient *http.Client
-	// mu serialises Create and Swap: the lock keeps other processes out,
-	// mu the goroutines of this one.
-	mu sync.Mutex
+	// names serialise the writes of one state document (Put, Create,
+	// Swap, Delete), striped by its name: the directory lock keeps other
+	// processes out, these the goroutines of this one. Writes of other
+	// documents (idempotency records) go on at once, each waiting for
+	// its own fsync.
+	names [64]sync.Mutex
 }
 
 func openPOSIX(c Config) (*posixBackend, error) {
@@ -130,10 +134,24 @@ func (o posixObjects) Get(_ context.Context, p string) ([]byte, error) {
 type posixState posixBackend
 
 func (s *posixState) path(name string) (string, error) {
-	if !fs.ValidPath(name) || strings.ContainsAny(name, `/\`) || strings.HasPrefix(name, ".") {
+	parts := strings.Split(name, "/")
+	bad := !fs.ValidPath(name) || strings.Contains(name, `\`) || len(parts) > 2
+	for _, p := range parts {
+		bad = bad || strings.HasPrefix(p, ".")
+	}
+	if bad {
 		return "", fmt.Errorf("storage: bad state name %q", name)
 	}
-	return filepath.Join(s.dir, name), nil
+	return filepath.Join(s.dir, filepath.FromSlash(name)), nil
+}
+
+// stripe locks and returns the mutex of name's stripe.
+func (s *posixState) stripe(name string) *sync.Mutex {
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	mu := &s.names[h.Sum32()%uint32(len(s.names))]
+	mu.Lock()
+	return mu
 }
 
 func (s *posixState) Get(_ context.Context, name string) ([]byte, error) {
@@ -153,8 +171,8 @@ func (s *posixState) Put(_ context.Context, name string, value []byte) error {
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	mu := s.stripe(name)
+	defer mu.Unlock()
 	return keys.WriteFile(path, value, 0o644)
 }
 
@@ -162,26 +180,78 @@ func (s *posixState) Create(ctx context.Context, name string, value []byte) (boo
 	return s.Swap(ctx, name, nil, value)
 }
 
+// holds says whether the file at path holds old (nil: is absent).
+func holds(path string, old []byte) (bool, error) {
+	cur, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return old == nil, nil
+	case err != nil:
+		return false, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return old != nil && bytes.Equal(cur, old), nil
+}
+
 func (s *posixState) Swap(ctx context.Context, name string, old, value []byte) (bool, error) {
 	path, err := s.path(name)
 	if err != nil {
 		return false, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	cur, err := os.ReadFile(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		if old != nil {
-			return false, nil
-		}
-	case err != nil:
-		return false, fmt.Errorf("reading %s: %w", path, err)
-	case old == nil || !bytes.Equal(cur, old):
-		return false, nil
+	mu := s.stripe(name)
+	defer mu.Unlock()
+	if ok, err := holds(path, old); !ok || err != nil {
+		return false, err
 	}
 	if err := keys.WriteFile(path, value, 0o644); err != nil {
 		return false, err
 	}
 	return true, nil
+}
+
+func (s *posixState) Delete(_ context.Context, name string, old []byte) (bool, error) {
+	path, err := s.path(name)
+	if err != nil {
+		return false, err
+	}
+	mu := s.stripe(name)
+	defer mu.Unlock()
+	if ok, err := holds(path, old); old == nil || !ok || err != nil {
+		return false, err
+	}
+	if err := os.Remove(path); err != nil {
+		return false, fmt.Errorf("deleting %s: %w", path, err)
+	}
+	return true, nil
+}
+
+func (s *posixState) List(_ context.Context, prefix, after string, n int) ([]string, error) {
+	// Names are files of the data directory or of one subdirectory: read
+	// the directory prefix names, then filter on the rest.
+	dir, base := "", prefix
+	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
+		dir, base = prefix[:i+1], prefix[i+1:]
+	}
+	if dir != "" {
+		if _, err := s.path(dir + "x"); err != nil {
+			return nil, err
+		}
+	}
+	des, err := os.ReadDir(filepath.Join(s.dir, filepath.FromSlash(dir)))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing state %s: %w", prefix, err)
+	}
+	var names []string
+	for _, de := range des { // ReadDir sorts by name
+		name := dir + de.Name()
+		if len(names) == n {
+			break
+		}
+		if de.Type().IsRegular() && !strings.HasPrefix(de.Name(), ".") && strings.HasPrefix(de.Name(), base) && name > after {
+			names = append(names, name)
+		}
+	}
+	return names, nil
 }

@@ -72,7 +72,9 @@ type Claims interface {
 	Forget(ctx context.Context, n uint64) error
 }
 
-// State stores small documents that are not Tessera's, by name.
+// State stores small documents that are not Tessera's, by name. A name is
+// a file name, or one directory and a file name ("idempotency/<hex>"),
+// neither starting with '.'.
 type State interface {
 	// Get returns the named document, or an error wrapping ErrNotExist.
 	Get(ctx context.Context, name string) ([]byte, error)
@@ -84,6 +86,14 @@ type State interface {
 	// Swap replaces the document if it still equals old (nil: absent),
 	// and reports whether it did.
 	Swap(ctx context.Context, name string, old, value []byte) (bool, error)
+	// Delete removes the document if it still equals old, and reports
+	// whether it did: like Swap, a writer that lost a race cannot remove
+	// what the winner wrote.
+	Delete(ctx context.Context, name string, old []byte) (bool, error)
+	// List returns, in order, up to n names that start with prefix and
+	// sort after after ("" for the first page): a sweep pages through
+	// many documents without holding all their names.
+	List(ctx context.Context, prefix, after string, n int) ([]string, error)
 }
 
 // Objects stores immutable objects of one log beside its tiles, by path

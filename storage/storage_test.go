@@ -73,6 +73,65 @@ func TestState(t *testing.T) {
 	}
 }
 
+// TestStateDeleteAndList: Delete removes a document only if it still
+// holds what the caller read; List pages through one directory's names in
+// order.
+func TestStateDeleteAndList(t *testing.T) {
+	ctx := context.Background()
+	for name, open := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			st := open(t).State()
+			for _, n := range []string{"dir/c", "dir/a", "dir/b", "dir/d", "dirx/a", "top.json"} {
+				if ok, err := st.Create(ctx, n, []byte(n)); err != nil || !ok {
+					t.Fatalf("create %s: %v, %v", n, ok, err)
+				}
+			}
+			for _, c := range []struct {
+				prefix, after string
+				n             int
+				want          string
+			}{
+				{"dir/", "", 10, "dir/a dir/b dir/c dir/d"},
+				{"dir/", "", 2, "dir/a dir/b"},
+				{"dir/", "dir/b", 2, "dir/c dir/d"},
+				{"dir/", "dir/d", 2, ""},
+				{"dir/b", "", 10, "dir/b"},
+				{"nothing/", "", 10, ""},
+			} {
+				got, err := st.List(ctx, c.prefix, c.after, c.n)
+				if err != nil || strings.Join(got, " ") != c.want {
+					t.Errorf("List(%q, %q, %d) = %q, %v; want %q", c.prefix, c.after, c.n, got, err, c.want)
+				}
+			}
+			steps := []struct {
+				what string
+				old  string
+				want bool
+			}{
+				{"delete from a stale value", "x", false},
+				{"delete", "dir/b", true},
+				{"delete again", "dir/b", false},
+			}
+			for _, s := range steps {
+				if ok, err := st.Delete(ctx, "dir/b", []byte(s.old)); err != nil || ok != s.want {
+					t.Fatalf("%s: %v, %v; want %v", s.what, ok, err, s.want)
+				}
+			}
+			if _, err := st.Get(ctx, "dir/b"); !errors.Is(err, ErrNotExist) {
+				t.Fatalf("deleted document: %v", err)
+			}
+			if got, err := st.List(ctx, "dir/", "", 10); err != nil || strings.Join(got, " ") != "dir/a dir/c dir/d" {
+				t.Fatalf("after delete: %q, %v", got, err)
+			}
+			// A deleted name can be created again: Create-if-absent is the
+			// in-flight marker of an expired idempotency record.
+			if ok, err := st.Create(ctx, "dir/b", []byte("again")); err != nil || !ok {
+				t.Fatalf("create after delete: %v, %v", ok, err)
+			}
+		})
+	}
+}
+
 // TestStateCreateRace: of writers racing to create, exactly one wins.
 func TestStateCreateRace(t *testing.T) {
 	ctx := context.Background()

@@ -171,6 +171,7 @@ func newApp(ctx context.Context, cfg *config) (_ *app, err error) {
 		// The logs run on the backend, which the deferred Close above
 		// closes on an error: stop them first.
 		if err != nil {
+			svc.Close()
 			err = errors.Join(err, l.Close(ctx))
 			if sl != nil {
 				err = errors.Join(err, sl.log.Close(ctx))
@@ -644,6 +645,7 @@ func (s *app) waitPublished(ctx context.Context) error {
 func (s *app) close(ctx context.Context) error {
 	s.closeOnce.Do(func() {
 		s.watch.stop()
+		s.service.Close()
 		err := s.vetting.Close(ctx)
 		if s.stict != nil {
 			err = errors.Join(err, s.stict.log.Close(ctx))

@@ -106,8 +106,9 @@ func stictPublicKey(t *testing.T, dir string) (crypto.PublicKey, [32]byte) {
 	return pub, sha256.Sum256(blk.Bytes)
 }
 
-// httpDo makes a request and returns the response and its body.
-func httpDo(t *testing.T, method, u, ctype string, body []byte) (*http.Response, []byte) {
+// httpDo makes a request, with further header fields given as name,
+// value pairs, and returns the response and its body.
+func httpDo(t *testing.T, method, u, ctype string, body []byte, header ...string) (*http.Response, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(method, u, bytes.NewReader(body))
 	if err != nil {
@@ -115,6 +116,9 @@ func httpDo(t *testing.T, method, u, ctype string, body []byte) (*http.Response,
 	}
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Add(header[i], header[i+1])
 	}
 	c := &http.Client{Timeout: 40 * time.Second}
 	resp, err := c.Do(req)

@@ -30,6 +30,12 @@ var (
 	ErrConflict     = errors.New("conflict")
 	ErrTooLarge     = errors.New("request too large")
 	ErrMediaType    = errors.New("unsupported media type")
+	// ErrKeyReused is an Idempotency-Key sent again with another request
+	// (another endpoint or body): the client must use a new key.
+	ErrKeyReused = errors.New("idempotency key reused")
+	// ErrInProgress is a request whose Idempotency-Key names one still
+	// being answered: wrap it in a Retry and retry after its Retry-After.
+	ErrInProgress = errors.New("request in progress")
 	// ErrUnverifiable is well-formed evidence that does not verify.
 	ErrUnverifiable = errors.New("does not verify")
 	// ErrUpstream is a service this one depends on failing to answer.
@@ -47,8 +53,9 @@ var (
 	ErrUnwitnessed = errors.New("not yet cosigned by the witnesses")
 )
 
-// Retry is an error the client should retry after After, which a 503 or
-// a 429 sends as its Retry-After instead of the default RetryAfter.
+// Retry is an error the client should retry after After, which its
+// problem sends as its Retry-After (a 503 or 429 without one sends the
+// default RetryAfter).
 type Retry struct {
 	Err   error
 	After time.Duration
@@ -72,6 +79,8 @@ var problems = []struct {
 	{ErrConflict, http.StatusConflict, "conflict", "The request conflicts with what is logged"},
 	{ErrTooLarge, http.StatusRequestEntityTooLarge, "too_large", "The request is too large"},
 	{ErrMediaType, http.StatusUnsupportedMediaType, "media_type", "The content type is not accepted"},
+	{ErrKeyReused, http.StatusUnprocessableEntity, "key_reused", "This Idempotency-Key was used with another request"},
+	{ErrInProgress, http.StatusConflict, "in_progress", "A request with this Idempotency-Key is still being answered; retry later"},
 	{ErrUnverifiable, http.StatusUnprocessableEntity, "unverifiable", "The evidence does not verify"},
 	{ErrRateLimited, http.StatusTooManyRequests, "rate_limited", "Too many submissions for this agent's rate limit; retry later"},
 	{ErrUpstream, http.StatusBadGateway, "upstream", "A service this one depends on failed; retry later"},
@@ -121,7 +130,8 @@ type Details struct {
 	Title  string `json:"title"`
 	Status int    `json:"status"`
 	Detail string `json:"detail,omitempty"`
-	// RetryAfter, in whole seconds, is a 503's or a 429's Retry-After if not 0.
+	// RetryAfter, in whole seconds, is the Retry-After (of a 503, or of
+	// any problem wrapped in a Retry) if not 0.
 	RetryAfter int `json:"-"`
 }
 
@@ -239,7 +249,7 @@ func agentOf(ctx context.Context) string {
 
 // WriteDetails writes p as application/problem+json.
 func WriteDetails(w http.ResponseWriter, p Details) {
-	if p.Status == http.StatusServiceUnavailable || p.Status == http.StatusTooManyRequests {
+	if p.Status == http.StatusServiceUnavailable || p.Status == http.StatusTooManyRequests || p.RetryAfter > 0 {
 		if p.RetryAfter > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(p.RetryAfter))
 		} else {

@@ -28,6 +28,8 @@ func TestTable(t *testing.T) {
 		{ErrMediaType, 415, ""},
 		{ErrUnverifiable, 422, ""},
 		{ErrRateLimited, 429, "Retry-After"},
+		{ErrKeyReused, 422, ""},
+		{&Retry{Err: ErrInProgress, After: time.Second}, 409, "Retry-After"},
 		{ErrUpstream, 502, ""},
 		{ErrOverloaded, 503, "Retry-After"},
 		{errors.New("disk on fire"), 500, ""},

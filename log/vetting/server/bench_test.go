@@ -24,6 +24,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	vlog "github.com/vesperlog/vesperlog/log"
+	"github.com/vesperlog/vesperlog/log/idempotency"
 	"github.com/vesperlog/vesperlog/log/vetting"
 	"github.com/vesperlog/vesperlog/receipts"
 	"github.com/vesperlog/vesperlog/storage"
@@ -70,7 +71,14 @@ func BenchmarkTesseraBare(b *testing.B) {
 // inclusion proof.
 func BenchmarkAdd(b *testing.B) {
 	storagetest.QuietKlog()
-	benchAdd(b, newHarness(b), 1)
+	benchAdd(b, newHarness(b), 1, false)
+}
+
+// BenchmarkAddKeyed is BenchmarkAdd with an Idempotency-Key on every
+// request: two more State writes each (the in-flight marker, the answer).
+func BenchmarkAddKeyed(b *testing.B) {
+	storagetest.QuietKlog()
+	benchAdd(b, newHarness(b), 1, true)
 }
 
 // BenchmarkSubmitAWS is BenchmarkSubmit on the aws backend (storage.Open:
@@ -90,7 +98,11 @@ func BenchmarkTesseraBareAWS(b *testing.B) {
 
 // BenchmarkAddAWS is BenchmarkAdd on the aws backend, with awsInflight
 // iterations (1,000 requests each) in flight.
-func BenchmarkAddAWS(b *testing.B) { benchAdd(b, newAWSHarness(b), awsInflight) }
+func BenchmarkAddAWS(b *testing.B) { benchAdd(b, newAWSHarness(b), awsInflight, false) }
+
+// BenchmarkAddKeyedAWS is BenchmarkAddKeyed on the aws backend: the
+// records are VesperState rows.
+func BenchmarkAddKeyedAWS(b *testing.B) { benchAdd(b, newAWSHarness(b), awsInflight, true) }
 
 // benchSubmit posts b.N batches of benchBatch statements, inflight at a
 // time, and checks that every entry got a receipt. Entries pushed back
@@ -148,9 +160,10 @@ func benchSubmit(b *testing.B, h *harness, inflight int) {
 }
 
 // benchAdd posts b.N × benchBatch single statements, benchBatch at once
-// per iteration and inflight iterations at a time. Pushed back (503), a
-// statement is submitted again after Retry-After.
-func benchAdd(b *testing.B, h *harness, inflight int) {
+// per iteration and inflight iterations at a time, each with its own
+// Idempotency-Key if keyed. Pushed back (503), a statement is submitted
+// again (with its key) after Retry-After.
+func benchAdd(b *testing.B, h *harness, inflight int, keyed bool) {
 	bodies := make([][]byte, b.N*benchBatch)
 	for i := range bodies {
 		bodies[i] = []byte(h.randomStatement())
@@ -163,7 +176,11 @@ func benchAdd(b *testing.B, h *harness, inflight int) {
 			go func() {
 				defer wg.Done()
 				for {
-					code, out, err := post(h.url+"/v1/add", "application/jose", bodies[n*benchBatch+i])
+					var key []string
+					if keyed {
+						key = []string{idempotency.Header, fmt.Sprintf(`"%d-%d"`, n, i)}
+					}
+					code, out, err := post(h.url+"/v1/add", "application/jose", bodies[n*benchBatch+i], key...)
 					switch {
 					case err != nil:
 						r.Fail("add: %v", err)
@@ -192,9 +209,18 @@ func (h *harness) randomStatement() string {
 	return s
 }
 
-// post posts body and returns the status and the response body.
-func post(url, contentType string, body []byte) (int, []byte, error) {
-	resp, err := http.Post(url, contentType, bytes.NewReader(body))
+// post posts body, with a further header field if given as name, value,
+// and returns the status and the response body.
+func post(url, contentType string, body []byte, header ...string) (int, []byte, error) {
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", contentType)
+	if len(header) == 2 {
+		req.Header.Set(header[0], header[1])
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -287,7 +313,8 @@ func newAWSHarness(b *testing.B) *harness {
 		b.Fatal(err)
 	}
 	h := &harness{t: b, log: l, es: es, ed: ed, now: time.Now()}
-	svc := New(Config{Log: l, Agents: func() *vetting.Agents { return agents }, Receipts: rs, Now: func() time.Time { return h.now }})
+	svc := New(Config{Log: l, Agents: func() *vetting.Agents { return agents }, Receipts: rs, Now: func() time.Time { return h.now },
+		Idempotency: idempotency.New(idempotency.Config{State: be.State()})})
 	mux := http.NewServeMux()
 	svc.Handle(mux, "/vetting")
 	srv := httptest.NewServer(mux)

@@ -19,8 +19,15 @@ const (
 
 // Handle registers the vetting API of s under prefix (for example "/vetting").
 func (s *Service) Handle(mux *http.ServeMux, prefix string) {
-	mux.HandleFunc("POST "+prefix+"/v1/add", s.handleAdd)
-	mux.HandleFunc("POST "+prefix+"/v1/add-batch", s.handleAddBatch)
+	add, addBatch := s.handleAdd, s.handleAddBatch
+	if st := s.cfg.Idempotency; st != nil {
+		// The endpoint names records without the prefix: the same on
+		// every front end, whatever its mux.
+		add = st.Wrap(Name+"/v1/add", maxAddBody, add)
+		addBatch = st.Wrap(Name+"/v1/add-batch", maxBatchBody, addBatch)
+	}
+	mux.HandleFunc("POST "+prefix+"/v1/add", add)
+	mux.HandleFunc("POST "+prefix+"/v1/add-batch", addBatch)
 	mux.HandleFunc("GET "+prefix+"/v1/receipt/{index}", s.handleReceipt)
 	mux.HandleFunc("GET "+prefix+"/v1/lookup/{agent}/{digest}", s.handleLookup)
 	mux.HandleFunc("GET "+prefix+"/v1/agents", s.handleAgents)

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	vlog "github.com/vesperlog/vesperlog/log"
+	"github.com/vesperlog/vesperlog/log/idempotency"
 	"github.com/vesperlog/vesperlog/log/vetting"
 	"github.com/vesperlog/vesperlog/receipts"
 	"github.com/vesperlog/vesperlog/storage"
@@ -42,8 +44,10 @@ type OpenConfig struct {
 	Metrics *vlog.Metrics
 }
 
-// Open starts the vetting log stored in c.Storage as Name: its tiles, and
-// its dedup store keyed by (agent, digest). Close its Log to stop it.
+// Open starts the vetting log stored in c.Storage as Name: its tiles, its
+// dedup store keyed by (agent, digest), and its Idempotency-Key records
+// in c.Storage's State, swept hourly until ctx ends or Close. Close the
+// Service, then its Log, to stop it.
 func Open(ctx context.Context, c OpenConfig) (*Service, error) {
 	if c.Storage == nil || c.Signer == nil || c.Agents == nil || c.Receipts == nil {
 		return nil, errors.New("vetting server: Storage, Signer, Agents and Receipts are required")
@@ -66,7 +70,11 @@ func Open(ctx context.Context, c OpenConfig) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(Config{
+	// A submission runs for at most about PublishTimeout: its key is held
+	// that long, and a minute more, before a retry may take it over.
+	stale := max(idempotency.DefaultStale, cmp.Or(c.PublishTimeout, DefaultPublishTimeout)+time.Minute)
+	idem := idempotency.New(idempotency.Config{State: c.Storage.State(), Stale: stale})
+	s := New(Config{
 		Log:            l,
 		Agents:         c.Agents,
 		Receipts:       c.Receipts,
@@ -74,8 +82,19 @@ func Open(ctx context.Context, c OpenConfig) (*Service, error) {
 		PublishTimeout: c.PublishTimeout,
 		Policy:         c.Policy,
 		Metrics:        c.Metrics,
-	}), nil
+		Idempotency:    idem,
+	})
+	s.stopSweep = idem.SweepEvery(ctx, idempotency.DefaultSweepEvery)
+	return s, nil
 }
 
 // Log returns the service's log, for its tile reads and Close.
 func (s *Service) Log() *vlog.Log { return s.cfg.Log }
+
+// Close stops what Open started beside the log (the sweep of expired
+// idempotency records); close the Log itself after.
+func (s *Service) Close() {
+	if s.stopSweep != nil {
+		s.stopSweep()
+	}
+}

@@ -28,9 +28,11 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	vlog "github.com/vesperlog/vesperlog/log"
+	"github.com/vesperlog/vesperlog/log/idempotency"
 	"github.com/vesperlog/vesperlog/log/problem"
 	"github.com/vesperlog/vesperlog/log/vetting"
 	"github.com/vesperlog/vesperlog/receipts"
+	"github.com/vesperlog/vesperlog/storage"
 	"github.com/vesperlog/vesperlog/witness/policy"
 )
 
@@ -76,6 +78,11 @@ func newHarnessWith(t testing.TB, wrap func(tessera.Antispam) tessera.Antispam) 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = l.Close(context.Background()) })
+	be, err := storage.Open(ctx, storage.Config{Dir: filepath.Join(dir, "state")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = be.Close() })
 
 	es, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	_, ed, _ := ed25519.GenerateKey(rand.Reader)
@@ -98,7 +105,8 @@ func newHarnessWith(t testing.TB, wrap func(tessera.Antispam) tessera.Antispam) 
 		t.Fatal(err)
 	}
 	h := &harness{t: t, log: l, es: es, ed: ed, revoked: revoked, limited: limited, rs: rs, agents: agents, now: now}
-	svc := New(Config{Log: l, Agents: func() *vetting.Agents { return agents }, Receipts: rs, Now: func() time.Time { return h.now }})
+	svc := New(Config{Log: l, Agents: func() *vetting.Agents { return agents }, Receipts: rs, Now: func() time.Time { return h.now },
+		Idempotency: idempotency.New(idempotency.Config{State: be.State()})})
 	mux := http.NewServeMux()
 	svc.Handle(mux, "/vetting")
 	srv := httptest.NewServer(mux)
@@ -129,7 +137,21 @@ func (h *harness) statement(k crypto.Signer, d byte, sub string, iat time.Time) 
 
 func (h *harness) post(path, contentType, body string) (int, http.Header, []byte) {
 	h.t.Helper()
-	resp, err := http.Post(h.url+path, contentType, strings.NewReader(body))
+	return h.postKey(path, contentType, body, "")
+}
+
+// postKey posts with an Idempotency-Key field, if key is set.
+func (h *harness) postKey(path, contentType, body, key string) (int, http.Header, []byte) {
+	h.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, h.url+path, strings.NewReader(body))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	if key != "" {
+		req.Header.Set(idempotency.Header, key)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -324,30 +346,24 @@ func TestRefusals(t *testing.T) {
 		{"batch over an agent's burst", "/v1/add-batch", "application/json",
 			batch(h.statement(h.limited, 3, "", h.now), h.statement(h.limited, 4, "", h.now), h.statement(h.limited, 5, "", h.now)), 413},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			before := h.size()
-			code, hdr, body := h.post(c.path, c.contentType, c.body)
-			if code != c.status || hdr.Get("Content-Type") != "application/problem+json" {
-				t.Fatalf("%d %s %s, want %d problem", code, hdr.Get("Content-Type"), body, c.status)
-			}
-			var p problem.Details
-			if err := json.Unmarshal(body, &p); err != nil || p.Status != c.status || p.Title == "" || p.Detail == "" {
-				t.Fatalf("problem %s", body)
-			}
-			if code == 401 && hdr.Get("WWW-Authenticate") == "" {
-				t.Error("401 without WWW-Authenticate")
-			}
-			if code == 429 && hdr.Get("Retry-After") != "1" {
-				t.Errorf("429 with Retry-After %q, want 1 (the limited agent logs one a second)", hdr.Get("Retry-After"))
-			}
-			if code == 403 && strings.Contains(c.name, "revoked") && !strings.Contains(p.Detail, "revoked at") {
-				t.Errorf("a revoked agent's 403 does not name the revocation: %q", p.Detail)
-			}
-			time.Sleep(150 * time.Millisecond) // a checkpoint interval
-			if after := h.size(); after != before {
-				t.Fatalf("log grew from %d to %d", before, after)
-			}
-		})
+		t.Run(c.name, func(t *testing.T) { h.refused(t, c.path, c.contentType, c.body, "", c.status) })
+	}
+	// Idempotency-Key (draft-ietf-httpapi-idempotency-key-header-07 2.7):
+	// a malformed key is 400, a key reused for another request 422.
+	used := idempotency.FormatKey("used-once")
+	if code, _, body := h.postKey("/v1/add", "application/jose", h.statement(h.es, 8, "", h.now), used); code != 200 {
+		t.Fatalf("first use of a key: %d %s", code, body)
+	}
+	for _, c := range []struct {
+		name, path, contentType, body, key string
+		status                             int
+	}{
+		{"Idempotency-Key not an sf-string", "/v1/add", "application/jose", good, "8e03978e-40d5-43e8-bc93-6894a57f9324", 400},
+		{"Idempotency-Key empty", "/v1/add", "application/jose", good, `""`, 400},
+		{"Idempotency-Key with parameters", "/v1/add-batch", "application/json", batch(good), `"k";p=1`, 400},
+		{"Idempotency-Key reused with another body", "/v1/add", "application/jose", good, used, 422},
+	} {
+		t.Run(c.name, func(t *testing.T) { h.refused(t, c.path, c.contentType, c.body, c.key, c.status) })
 	}
 	for path, status := range map[string]int{
 		"/v1/receipt/99":      404,
@@ -360,6 +376,34 @@ func TestRefusals(t *testing.T) {
 		if code, body := h.get(path); code != status {
 			t.Errorf("GET %s: %d %s, want %d", path, code, body, status)
 		}
+	}
+}
+
+// refused posts body (with an Idempotency-Key if key is set) and checks
+// that the answer is a status problem and that the log did not grow.
+func (h *harness) refused(t *testing.T, path, contentType, body, key string, status int) {
+	t.Helper()
+	before := h.size()
+	code, hdr, out := h.postKey(path, contentType, body, key)
+	if code != status || hdr.Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("%d %s %s, want %d problem", code, hdr.Get("Content-Type"), out, status)
+	}
+	var p problem.Details
+	if err := json.Unmarshal(out, &p); err != nil || p.Status != status || p.Title == "" || p.Detail == "" {
+		t.Fatalf("problem %s", out)
+	}
+	if code == 401 && hdr.Get("WWW-Authenticate") == "" {
+		t.Error("401 without WWW-Authenticate")
+	}
+	if code == 429 && hdr.Get("Retry-After") != "1" {
+		t.Errorf("429 with Retry-After %q, want 1 (the limited agent logs one a second)", hdr.Get("Retry-After"))
+	}
+	if code == 403 && strings.Contains(t.Name(), "revoked") && !strings.Contains(p.Detail, "revoked at") {
+		t.Errorf("a revoked agent's 403 does not name the revocation: %q", p.Detail)
+	}
+	time.Sleep(150 * time.Millisecond) // a checkpoint interval
+	if after := h.size(); after != before {
+		t.Fatalf("log grew from %d to %d", before, after)
 	}
 }
 
@@ -444,5 +488,55 @@ func TestReceiptsNeedQuorum(t *testing.T) {
 	s = New(Config{Log: h.log, Receipts: rs, Policy: h.trust.Policy})
 	if _, err := s.Receipt(context.Background(), 0); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestIdempotencyKey: a retry with the key of an answered submission gets
+// the same answer and leaves the log alone; an answer the log pushed back
+// (503) is not kept, so the retry with the key runs and is logged.
+func TestIdempotencyKey(t *testing.T) {
+	var o *overloadable
+	h := newHarnessWith(t, func(as tessera.Antispam) tessera.Antispam {
+		o = &overloadable{Antispam: as}
+		return o
+	})
+	key := idempotency.FormatKey("8e03978e-40d5-43e8-bc93-6894a57f9324")
+	stmt := h.statement(h.es, 1, "", h.now)
+	_, _, first := h.postKey("/v1/add", "application/jose", stmt, key)
+	batch, _ := json.Marshal(vetting.BatchRequest{Statements: []string{h.statement(h.ed, 2, "", h.now), h.statement(h.ed, 3, "", h.now)}})
+	_, _, firstBatch := h.postKey("/v1/add-batch", "application/json", string(batch), key)
+	if !strings.Contains(string(first), `"duplicate":false`) || strings.Count(string(firstBatch), `"duplicate":false`) != 2 {
+		t.Fatalf("first answers: %s\n%s", first, firstBatch)
+	}
+	// Later, in the log's time: a replay does not sign a new receipt.
+	h.now = h.now.Add(time.Minute)
+	for range 2 {
+		if code, _, again := h.postKey("/v1/add", "application/jose", stmt, key); code != 200 || string(again) != string(first) {
+			t.Fatalf("retry: %d %s, want %s", code, again, first)
+		}
+		if code, _, again := h.postKey("/v1/add-batch", "application/json", string(batch), key); code != 200 || string(again) != string(firstBatch) {
+			t.Fatalf("batch retry: %d %s, want %s", code, again, firstBatch)
+		}
+	}
+	// Without the key, the same statement is a duplicate with a new receipt.
+	if again := h.add(stmt); !again.Duplicate {
+		t.Fatalf("without the key: %+v", again)
+	}
+	time.Sleep(150 * time.Millisecond)
+	if n := h.size(); n != 3 {
+		t.Fatalf("log size %d, want 3", n)
+	}
+
+	o.on.Store(true)
+	pushed := h.statement(h.es, 4, "", h.now)
+	other := idempotency.FormatKey("other")
+	if code, hdr, out := h.postKey("/v1/add", "application/jose", pushed, other); code != 503 || hdr.Get("Retry-After") == "" {
+		t.Fatalf("overloaded: %d %s", code, out)
+	}
+	o.on.Store(false)
+	code, _, out := h.postKey("/v1/add", "application/jose", pushed, other)
+	var r vetting.AddResponse
+	if code != 200 || json.Unmarshal(out, &r) != nil || r.Duplicate || r.Index != 3 {
+		t.Fatalf("retry after the overload: %d %s", code, out)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	vlog "github.com/vesperlog/vesperlog/log"
+	"github.com/vesperlog/vesperlog/log/idempotency"
 	"github.com/vesperlog/vesperlog/log/problem"
 	"github.com/vesperlog/vesperlog/log/vetting"
 	"github.com/vesperlog/vesperlog/receipts"
@@ -44,12 +45,18 @@ type Config struct {
 	Policy *policy.Policy
 	// Metrics, if set, counts submissions and times receipts.
 	Metrics *vlog.Metrics
+	// Idempotency, if set, keeps the answers of submissions that carry an
+	// Idempotency-Key; without it the header is ignored.
+	Idempotency *idempotency.Store
 }
 
 // Service is the vetting log's write side. It is safe for concurrent use.
 type Service struct {
 	cfg    Config
 	limits *limiter // the agents' rate limits in this front end
+	// stopSweep stops the sweep of expired idempotency records that Open
+	// started; nil for a Service made by New.
+	stopSweep func()
 }
 
 // New returns a Service.
