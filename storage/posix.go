@@ -54,7 +54,7 @@ func (b *posixBackend) Log(ctx context.Context, name string) (*Stores, error) {
 		return nil, err
 	}
 	logDir := filepath.Join(b.dir, name)
-	if err := os.MkdirAll(logDir, 0o755); err != nil {
+	if err := keys.MkdirAll(logDir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating %s: %w", logDir, err)
 	}
 	d, err := posix.New(ctx, posix.Config{Path: logDir, HTTPClient: b.witnessClient})
@@ -79,6 +79,10 @@ func (b *posixBackend) Index(ctx context.Context, name, index string) (tessera.A
 // background work stops when ctx ends.
 func (b *posixBackend) badger(ctx context.Context, sub string) (tessera.Antispam, error) {
 	dir := filepath.Join(b.dir, sub)
+	// Badger makes its directory without syncing the parent.
+	if err := keys.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating %s: %w", dir, err)
+	}
 	as, err := badger.NewAntispam(ctx, dir, badger.AntispamOpts{})
 	if err != nil {
 		return nil, fmt.Errorf("opening antispam store in %s: %w", dir, err)
