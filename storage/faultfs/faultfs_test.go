@@ -20,9 +20,7 @@ type mounted struct {
 
 func mountT(t *testing.T) *mounted {
 	t.Helper()
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skip("no /dev/fuse on this machine:", err)
-	}
+	Require(t)
 	m := &mounted{t: t, backing: t.TempDir(), mnt: t.TempDir()}
 	m.mount()
 	t.Cleanup(func() {
@@ -313,5 +311,37 @@ func TestOperationsFailAfterCut(t *testing.T) {
 	m.mount()
 	if got := m.content("f"); got != "<absent>" {
 		t.Errorf("f = %q, want absent", got)
+	}
+}
+
+// An unlinked file whose entry is still durable keeps the data synced
+// through a descriptor opened before the unlink, even after the backing
+// filesystem has given its inode number to a new file.
+func TestSyncAfterUnlinkReachesTheDurableFile(t *testing.T) {
+	m := mountT(t)
+	m.write("f", "old", true)
+	m.syncDir(".")
+	f, err := os.OpenFile(m.path("f"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := os.Remove(m.path("f")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("new"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	m.write("g", "other", true)
+	m.cut()
+	if got := m.content("f"); got != "new" {
+		t.Errorf("f = %q, want %q: its unlink was not synced, its data was", got, "new")
 	}
 }

@@ -190,14 +190,26 @@ func (n *node) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 	if !resize {
 		return n.LoopbackNode.Setattr(ctx, fh, in, out)
 	}
-	st, err := n.lstat("")
+	// Through the open file if there is one: its name may be gone.
+	var st syscall.Stat_t
+	var err error
+	f, open := fh.(*file)
+	if open {
+		err = syscall.Fstat(f.fd, &st)
+	} else {
+		st, err = n.lstat("")
+	}
 	if err != nil {
 		return fs.ToErrno(err)
 	}
 	errno := n.LoopbackNode.Setattr(ctx, fh, in, out)
 	if errno == 0 {
 		n.ffs.mu.Lock()
-		n.ffs.truncated(n.ffs.idOf(st.Ino), st.Size, int64(size))
+		id := n.ffs.idOf(st.Ino)
+		if open {
+			id = f.id
+		}
+		n.ffs.truncated(id, st.Size, int64(size))
 		n.ffs.mu.Unlock()
 	}
 	return errno
