@@ -13,9 +13,7 @@ import (
 // yet, on a filesystem that drops at a power cut whatever was not synced
 // (file and directory): once WriteFile has returned, the file is there.
 func TestWriteFileSurvivesPowerCut(t *testing.T) {
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skip("no /dev/fuse on this machine:", err)
-	}
+	faultfs.Require(t)
 	backing, mnt := t.TempDir(), t.TempDir()
 	fs, err := faultfs.Mount(backing, mnt)
 	if err != nil {
