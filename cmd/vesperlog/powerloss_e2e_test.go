@@ -237,7 +237,7 @@ func TestPowerLoss(t *testing.T) {
 		wstate.cut(t)
 		receiptsIssued = append(receiptsIssued, got...)
 		t.Logf("cut %d: %d receipts issued this cycle (%d in all); the cut dropped %d entries or files of the log's disk, %d of the witness's%s",
-			cycle+1, len(got), len(receiptsIssued), len(data.last), len(wstate.last), firstLines(data.last, 8))
+			cycle+1, len(got), len(receiptsIssued), len(data.last), len(wstate.last), firstLines(append(data.last, wstate.last...), 8))
 
 		// The witness comes back first, on its address, with what survived.
 		_, witness = startWitness(t, wbin, dir, "w1", waddr)
