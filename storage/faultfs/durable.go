@@ -65,6 +65,14 @@ func (f *FS) diff() ([]string, error) {
 		if !de.Type().IsRegular() || d.kind != regular {
 			return nil
 		}
+		var st syscall.Stat_t
+		if err := syscall.Lstat(path, &st); err != nil {
+			return err
+		}
+		if live, ok := f.ids[st.Ino]; ok && live != id {
+			report = append(report, fmt.Sprintf("%s: replaced, but not durably: the name keeps the file it had (its directory was not synced after the rename)", rel))
+			return nil
+		}
 		if msg, err := f.compareFile(path, id); err != nil {
 			return err
 		} else if msg != "" {

@@ -154,9 +154,12 @@ func TestRenameNeedsDirSync(t *testing.T) {
 	if err := os.Rename(m.path("f.tmp"), m.path("f")); err != nil {
 		t.Fatal(err)
 	}
-	m.cut()
+	report := m.cut()
 	if got := m.content("f"); got != "old" {
 		t.Errorf("after an unsynced rename f = %q, want %q", got, "old")
+	}
+	if len(report) != 1 || !strings.HasPrefix(report[0], "f: replaced, but not durably") {
+		t.Errorf("report = %q, want one line for f's rename", report)
 	}
 	if got := m.content("f.tmp"); got != "<absent>" {
 		t.Errorf("f.tmp = %q, want absent (never durably linked)", got)
