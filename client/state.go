@@ -175,7 +175,7 @@ func (l *Log) Update(ctx context.Context, stateDir string) (old, latest *policy.
 			return old, old, nil
 		}
 	}
-	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+	if err := keys.MkdirAll(stateDir, 0o700); err != nil { // synced: a lost state would accept a rollback
 		return nil, nil, err
 	}
 	if err := keys.WriteFile(path, fetched, 0o644); err != nil {

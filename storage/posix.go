@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -58,7 +59,7 @@ func (b *posixBackend) Log(ctx context.Context, name string) (*Stores, error) {
 		return nil, err
 	}
 	logDir := filepath.Join(b.dir, name)
-	if err := os.MkdirAll(logDir, 0o755); err != nil {
+	if err := keys.MkdirAll(logDir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating %s: %w", logDir, err)
 	}
 	d, err := posix.New(ctx, posix.Config{Path: logDir, HTTPClient: b.witnessClient})
@@ -83,11 +84,45 @@ func (b *posixBackend) Index(ctx context.Context, name, index string) (tessera.A
 // background work stops when ctx ends.
 func (b *posixBackend) badger(ctx context.Context, sub string) (tessera.Antispam, error) {
 	dir := filepath.Join(b.dir, sub)
+	// Badger makes its directory without syncing the parent.
+	if err := keys.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating %s: %w", dir, err)
+	}
+	if err := removeEmptyWALs(dir); err != nil {
+		return nil, err
+	}
 	as, err := badger.NewAntispam(ctx, dir, badger.AntispamOpts{})
 	if err != nil {
 		return nil, fmt.Errorf("opening antispam store in %s: %w", dir, err)
 	}
 	return as, nil
+}
+
+// removeEmptyWALs removes the empty memtable logs (*.mem) of the Badger
+// store in dir. Badger makes a memtable log by creating it and extending it
+// (ftruncate) without fsync, so a power cut can leave it empty, and Badger
+// v4.9.1 then refuses to open the store ("while opening memtables ... Create
+// a new file": memtable.go:75 takes openMemTable's z.NewFile for an error).
+// An empty log holds no entry, so removing it loses nothing.
+func removeEmptyWALs(dir string) error {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", dir, err)
+	}
+	for _, de := range des {
+		if !strings.HasSuffix(de.Name(), ".mem") {
+			continue
+		}
+		p := filepath.Join(dir, de.Name())
+		if fi, err := de.Info(); err != nil || !fi.Mode().IsRegular() || fi.Size() != 0 {
+			continue
+		}
+		slog.Warn("removing an empty Badger memtable log, left by a crash", "file", p)
+		if err := os.Remove(p); err != nil {
+			return fmt.Errorf("removing empty %s: %w", p, err)
+		}
+	}
+	return nil
 }
 
 func (b *posixBackend) Objects(name string) Objects {

@@ -24,7 +24,7 @@ import (
 // new one, never a part, and after a crash the new one is on disk or not at all.
 func WriteFile(path string, data []byte, perm os.FileMode) error {
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("creating %s: %w", dir, err)
 	}
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
@@ -41,15 +41,48 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 		f.Close()
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("syncing %s: %w", path, err)
+	if syncWrites {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return fmt.Errorf("syncing %s: %w", path, err)
+		}
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("renaming into %s: %w", path, err)
+	}
+	return syncDir(dir)
+}
+
+// MkdirAll is os.MkdirAll, but each directory it makes is durable before it
+// returns: after a power cut a new directory's entry in its parent is gone
+// unless the parent was synced (storage/faultfs finds this).
+func MkdirAll(dir string, perm os.FileMode) error {
+	if fi, err := os.Stat(dir); err == nil {
+		if !fi.IsDir() {
+			return &os.PathError{Op: "mkdir", Path: dir, Err: syscall.ENOTDIR}
+		}
+		return nil
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := MkdirAll(parent, perm); err != nil {
+			return err
+		}
+	}
+	// A directory another writer made meanwhile may not be synced yet.
+	if err := os.Mkdir(dir, perm); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return syncDir(parent)
+}
+
+// syncDir makes the entries of dir durable.
+func syncDir(dir string) error {
+	if !syncWrites {
+		return nil
 	}
 	d, err := os.Open(dir)
 	if err != nil {
@@ -249,7 +282,7 @@ func encodeURL(b []byte) string { return base64.RawURLEncoding.EncodeToString(b)
 // directory would each create its keys. The lock lasts until the returned
 // file is closed, or garbage collected: keep it.
 func LockDir(dir string, perm os.FileMode) (*os.File, error) {
-	if err := os.MkdirAll(dir, perm); err != nil {
+	if err := MkdirAll(dir, perm); err != nil {
 		return nil, err
 	}
 	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o600)
