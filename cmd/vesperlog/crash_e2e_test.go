@@ -36,7 +36,7 @@ import (
 //	go test ./cmd/vesperlog -run 'TestCrash/posix' -crash.cycles=500 -timeout 2h -v
 var (
 	crashCycles = flag.Int("crash.cycles", 20, "kill -9 cycles of TestCrash")
-	crashSeed   = flag.Uint64("crash.seed", 0, "seed of TestCrash's kill times and load (0: from the clock); a failure logs the seed to replay")
+	crashSeed   = flag.Uint64("crash.seed", 0, "seed of TestCrash's and TestWitnessCrash's kill times and load (0: from the clock); a failure logs the seed to replay")
 )
 
 const (
