@@ -104,7 +104,7 @@ func TestHangingWitness(t *testing.T) {
 }
 
 // hangLoad is how long the hanging witness test submits.
-const hangLoad = 20 * time.Second
+const hangLoad = 15 * time.Second
 
 func testHangingWitness(t *testing.T, server, cli, wbin, threshold string, writesOK bool) {
 	dir := t.TempDir()
