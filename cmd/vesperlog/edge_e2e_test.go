@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -287,4 +288,129 @@ func TestHTTPS(t *testing.T) {
 	if n := strings.Count(srv.stderr.String(), "TLS certificate not reloaded"); n != 1 || !strings.Contains(srv.stderr.String(), "level=ERROR") {
 		t.Errorf("a bad pair is logged %d times, want once at ERROR:\n%s", n, srv.stderr)
 	}
+}
+
+// openFDs is the number of open file descriptors of process pid.
+func openFDs(t *testing.T, pid int) int {
+	t.Helper()
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// TestSlowClients: clients that stall in a request's head (slowloris) or
+// dribble its body cannot take the server down. It keeps answering others
+// at once, drops the stalled head after ReadHeaderTimeout and the slow body
+// after ReadTimeout, and its file descriptors return to what they were.
+func TestSlowClients(t *testing.T) {
+	if _, err := os.Stat("/proc/self/fd"); err != nil {
+		t.Skip("no /proc: cannot count file descriptors")
+	}
+	const heads, bodies = 300, 50
+	server, _ := binaries(t)
+	dir := t.TempDir()
+	srv := startServer(t, server, dir)
+	addr := strings.TrimPrefix(srv.url, "http://")
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{}}
+	get := func() (time.Duration, error) {
+		start := time.Now()
+		resp, err := client.Get(srv.url + "/vetting/checkpoint")
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return 0, fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return time.Since(start), nil
+	}
+	if _, err := get(); err != nil {
+		t.Fatal(err)
+	}
+	client.Transport.(*http.Transport).CloseIdleConnections()
+	baseline := openFDs(t, srv.cmd.Process.Pid)
+
+	start := time.Now()
+	dial := func(head string) net.Conn {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if _, err := io.WriteString(c, head); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	var stalled, dribbling []net.Conn
+	for range heads {
+		stalled = append(stalled, dial("GET /vetting/checkpoint HTTP/1.1\r\nHost: x\r\nX-Slow: "))
+	}
+	for range bodies {
+		dribbling = append(dribbling, dial("POST /vetting/v1/add HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"))
+	}
+	if n := openFDs(t, srv.cmd.Process.Pid); n < baseline+heads {
+		t.Logf("open fds %d, baseline %d: not all %d connections accepted yet", n, baseline, heads+bodies)
+	}
+	// The body dribblers send a byte a second, to stay busy.
+	stop := make(chan struct{})
+	dribbled := make(chan struct{})
+	go func() {
+		defer close(dribbled)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				for _, c := range dribbling {
+					_ = c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+					_, _ = c.Write([]byte(" "))
+				}
+			}
+		}
+	}()
+	defer func() { close(stop); <-dribbled }()
+
+	// Others are served at once while the stalled clients hang on.
+	var slowest time.Duration
+	for time.Since(start) < 5*time.Second {
+		d, err := get()
+		if err != nil {
+			t.Fatalf("a reader while %d clients stall: %v", heads+bodies, err)
+		}
+		slowest = max(slowest, d)
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("slowest read among %d stalled connections: %s", heads+bodies, slowest)
+
+	// closedBy waits for the server to close c, and fails the test if it
+	// has not by deadline.
+	closedBy := func(c net.Conn, deadline time.Time, what string) {
+		_ = c.SetReadDeadline(deadline)
+		_, err := io.Copy(io.Discard, c)
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Fatalf("%s: still open after %s", what, time.Since(start).Round(time.Second))
+		}
+	}
+	for _, c := range stalled {
+		closedBy(c, start.Add(readHeaderTimeout+10*time.Second), "a stalled request head")
+	}
+	t.Logf("stalled heads closed after %s", time.Since(start).Round(100*time.Millisecond))
+	for _, c := range dribbling {
+		closedBy(c, start.Add(30*time.Second+15*time.Second), "a dribbled body")
+	}
+	t.Logf("dribbled bodies closed after %s", time.Since(start).Round(100*time.Millisecond))
+	if _, err := get(); err != nil {
+		t.Fatal(err)
+	}
+	client.Transport.(*http.Transport).CloseIdleConnections()
+	eventually(t, 10*time.Second, "open file descriptors back to the baseline", func() (bool, string) {
+		n := openFDs(t, srv.cmd.Process.Pid)
+		return n <= baseline, fmt.Sprintf("%d open, baseline %d", n, baseline)
+	})
+	srv.stop(t)
 }
