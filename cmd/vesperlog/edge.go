@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -55,6 +56,24 @@ func (c problemConn) Write(p []byte) (int, error) {
 	}
 	// net/http checks only the error: what it wrote is what it meant.
 	return len(p), nil
+}
+
+// CloseWrite passes on the half-close net/http does after a 431 (so the
+// client reads the answer before the connection is reset).
+func (c problemConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// ReadFrom keeps the TCP connection's sendfile for bodies net/http copies
+// from files (tiles): only bodies pass here, after the head was written.
+func (c problemConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c.Conn}, r)
 }
 
 // problemResponse is a whole HTTP/1.1 response, closing the connection, of
