@@ -53,6 +53,8 @@ type config struct {
 	LogFormat          string        `yaml:"log-format"`
 	LogLevel           string        `yaml:"log-level"`
 	Pprof              string        `yaml:"pprof"`
+	TLSCert            string        `yaml:"tls-cert"`
+	TLSKey             string        `yaml:"tls-key"`
 }
 
 // parseConfig parses the server's command line, as vesperlog does.
@@ -77,7 +79,9 @@ func (c *config) flags(fs *flag.FlagSet) *string {
 	var file string
 	fs.StringVar(&file, "config", "", "YAML file setting any of these flags by name")
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "address to listen on")
-	fs.StringVar(&c.PublicURL, "public-url", "", "URL clients reach this server at (default http://<listening address>)")
+	fs.StringVar(&c.PublicURL, "public-url", "", "URL clients reach this server at (default http://<listening address>, https:// with -tls-cert)")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "serve HTTPS with this PEM certificate chain (with -tls-key); both files are read again when they change")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key of -tls-cert; refused if group or others can read it")
 	c.storageFlags(fs)
 	fs.StringVar(&c.VettingOrigin, "vetting-origin", "", "origin of the vetting log (default <public host>/vetting, or the existing key's name)")
 	fs.StringVar(&c.VettingKey, "vetting-key", "", "vetting log checkpoint key file (default <data>/keys/vetting-checkpoint.key)")
@@ -164,6 +168,8 @@ func (c *config) applyFile(path string, fs *flag.FlagSet) error {
 	set("log-format", &c.LogFormat, fromFile.LogFormat)
 	set("log-level", &c.LogLevel, fromFile.LogLevel)
 	set("pprof", &c.Pprof, fromFile.Pprof)
+	set("tls-cert", &c.TLSCert, fromFile.TLSCert)
+	set("tls-key", &c.TLSKey, fromFile.TLSKey)
 	if !given["witness-fail-open"] && fromFile.WitnessFailOpen {
 		c.WitnessFailOpen = true
 	}
@@ -195,6 +201,9 @@ func (c *config) complete() error {
 	}
 	if err := c.checkFiles(); err != nil {
 		return err
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return fmt.Errorf("-tls-cert and -tls-key go together")
 	}
 	if c.PublicURL != "" {
 		if u, err := url.Parse(c.PublicURL); err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {

@@ -155,7 +155,9 @@ func TestCanonicalPaths(t *testing.T) {
 	dir := t.TempDir()
 	srv := startServer(t, server, dir)
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	for _, p := range []string{"//vetting/checkpoint", "/vetting/../vetting/checkpoint", "/vetting/./checkpoint", "/.well-known//jwks.json"} {
+	for _, p := range []string{"//vetting/checkpoint", "/vetting/../vetting/checkpoint", "/vetting/./checkpoint", "/.well-known//jwks.json",
+		// Traversal, plain and percent-encoded: the decoded path is checked.
+		"/vetting/../keys", "/vetting/%2e%2e/keys", "/%2e%2e/%2e%2e/etc/passwd", "/vetting/tile/..%2f..%2fkeys", "/vetting/%2Fcheckpoint"} {
 		resp, err := client.Get(srv.url + p)
 		if err != nil {
 			t.Fatal(err)
@@ -166,6 +168,15 @@ func TestCanonicalPaths(t *testing.T) {
 		if resp.StatusCode != 400 || resp.Header.Get("Content-Type") != "application/problem+json" || !strings.Contains(prob.Detail, "not in canonical form") {
 			t.Errorf("GET %s: %d %s %q", p, resp.StatusCode, resp.Header.Get("Content-Type"), prob.Detail)
 		}
+	}
+	// An encoded slash inside a segment names no route: a 404 problem.
+	resp, err := client.Get(srv.url + "/vetting%2Fcheckpoint")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 || resp.Header.Get("Content-Type") != "application/problem+json" {
+		t.Errorf("GET /vetting%%2Fcheckpoint: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 	if resp, err := client.Get(srv.url + "/vetting/checkpoint"); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("the canonical path: %v %v", err, resp)

@@ -92,14 +92,33 @@ func serverFlags(fs *flag.FlagSet) cli.Action {
 	}
 }
 
+const (
+	// readHeaderTimeout bounds a request's head, and a TLS handshake:
+	// a client that stalls in either is dropped after it.
+	readHeaderTimeout = 10 * time.Second
+	maxHeaderBytes    = 16 << 10
+)
+
 func run(ctx context.Context, cfg *config) error {
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.Addr, err)
 	}
+	scheme := "http"
+	if cfg.TLSCert != "" {
+		certs, err := newCertReloader(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		ln = newTLSListener(ln, serverTLSConfig(certs), readHeaderTimeout)
+		scheme = "https"
+	} else {
+		ln = problemListener{ln}
+	}
 	defer ln.Close()
 	if cfg.PublicURL == "" {
-		cfg.PublicURL = "http://" + ln.Addr().String()
+		cfg.PublicURL = scheme + "://" + ln.Addr().String()
 	}
 	if cfg.Pprof != "" {
 		stopPprof, err := startPprof(cfg.Pprof)
@@ -114,15 +133,15 @@ func run(ctx context.Context, cfg *config) error {
 	}
 	hs := &http.Server{
 		Handler:           srv.handler(),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       30 * time.Second,
 		// Submissions wait for a checkpoint (about one interval, or longer
 		// with witnesses), so writes get more time than reads.
 		WriteTimeout:   2 * time.Minute,
 		IdleTimeout:    2 * time.Minute,
-		MaxHeaderBytes: 16 << 10,
+		MaxHeaderBytes: maxHeaderBytes,
 	}
-	srv.announce(os.Stdout, ln.Addr().String())
+	srv.announce(os.Stdout, scheme+"://"+ln.Addr().String())
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {

@@ -237,7 +237,7 @@ func TestPowerLoss(t *testing.T) {
 		wstate.cut(t)
 		receiptsIssued = append(receiptsIssued, got...)
 		t.Logf("cut %d: %d receipts issued this cycle (%d in all); the cut dropped %d entries or files of the log's disk, %d of the witness's%s",
-			cycle+1, len(got), len(receiptsIssued), len(data.last), len(wstate.last), firstLines(append(data.last, wstate.last...), 8))
+			cycle+1, len(got), len(receiptsIssued), len(data.last), len(wstate.last), cutReport(append(data.last, wstate.last...), 8))
 
 		// The witness comes back first, on its address, with what survived.
 		_, witness = startWitness(t, wbin, dir, "w1", waddr)
@@ -392,7 +392,7 @@ func witnessState(t *testing.T, u string) (uint64, []byte) {
 }
 
 // firstLines formats up to n lines of a cut's report for the test log.
-func firstLines(report []string, n int) string {
+func cutReport(report []string, n int) string {
 	if len(report) == 0 {
 		return ""
 	}
@@ -439,7 +439,7 @@ func TestPowerLossFindsUnsyncedWrite(t *testing.T) {
 	_ = srv.cmd.Process.Kill()
 	_ = srv.cmd.Wait()
 	data.cut(t)
-	t.Logf("the cut dropped%s", firstLines(data.last, 20))
+	t.Logf("the cut dropped%s", cutReport(data.last, 20))
 
 	// A server that cannot start on what survived has lost every receipt
 	// as surely: that is found too.

@@ -566,8 +566,8 @@ func (s *app) transparencyConfiguration() receipts.Configuration {
 }
 
 // announce prints what a user needs to reach and trust the logs.
-func (s *app) announce(w io.Writer, addr string) {
-	fmt.Fprintf(w, "vesperlog listening on http://%s\n", addr)
+func (s *app) announce(w io.Writer, listenURL string) {
+	fmt.Fprintf(w, "vesperlog listening on %s\n", listenURL)
 	fmt.Fprintf(w, "vetting log origin: %s\n", s.vetting.Origin())
 	fmt.Fprintf(w, "vetting log vkey:   %s\n", s.vkeys[0])
 	if len(s.vkeys) > 1 {

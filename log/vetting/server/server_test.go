@@ -6,7 +6,9 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -317,6 +319,47 @@ func TestRefusals(t *testing.T) {
 	for i := range tooMany {
 		tooMany[i] = good
 	}
+	// Hostile statements, built by hand from good's header and payload and
+	// signed (where a signature is needed to get that far) with the
+	// registered key.
+	hdr, _ := base64.RawURLEncoding.DecodeString(parts[0])
+	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	enc := base64.RawURLEncoding.EncodeToString
+	signed := func(hdr, payload string) string {
+		in := enc([]byte(hdr)) + "." + enc([]byte(payload))
+		d := sha256.Sum256([]byte(in))
+		r, sv, err := ecdsa.Sign(rand.Reader, h.es.(*ecdsa.PrivateKey), d[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		sig := make([]byte, 64)
+		r.FillBytes(sig[:32])
+		sv.FillBytes(sig[32:])
+		return in + "." + enc(sig)
+	}
+	withHeader := func(from, to string) string {
+		if !strings.Contains(string(hdr), from) {
+			t.Fatalf("header %s has no %s", hdr, from)
+		}
+		return strings.Replace(string(hdr), from, to, 1)
+	}
+	withPayload := func(from, to string) string {
+		if !strings.Contains(string(payload), from) {
+			t.Fatalf("payload %s has no %s", payload, from)
+		}
+		return strings.Replace(string(payload), from, to, 1)
+	}
+	pubJWK, _ := json.Marshal(jose.JSONWebKey{Key: h.es.Public()})
+	hs256 := func() string {
+		in := enc([]byte(withHeader(`"alg":"ES256"`, `"alg":"HS256"`))) + "." + parts[1]
+		m := hmac.New(sha256.New, pubJWK)
+		m.Write([]byte(in))
+		return in + "." + enc(m.Sum(nil))
+	}()
+	unknownKid := [32]byte{7}
+	var kid struct{ Kid string }
+	_ = json.Unmarshal(hdr, &kid)
+	deep := strings.Repeat("[", 20000) + strings.Repeat("]", 20000)
 	for _, c := range []struct {
 		name, path, contentType, body string
 		status                        int
@@ -345,6 +388,22 @@ func TestRefusals(t *testing.T) {
 		{"batch with a statement of an agent over its rate limit", "/v1/add-batch", "application/json", batch(good, h.statement(h.limited, 3, "", h.now)), 429},
 		{"batch over an agent's burst", "/v1/add-batch", "application/json",
 			batch(h.statement(h.limited, 3, "", h.now), h.statement(h.limited, 4, "", h.now), h.statement(h.limited, 5, "", h.now)), 413},
+		// Alg confusion: none, and HS256 keyed with the agent's public key.
+		{"alg none", "/v1/add", "application/jose", enc([]byte(withHeader(`"alg":"ES256"`, `"alg":"none"`))) + "." + parts[1] + "." + parts[2], 400},
+		{"alg none, no signature", "/v1/add", "application/jose", enc([]byte(withHeader(`"alg":"ES256"`, `"alg":"none"`))) + "." + parts[1] + ".", 400},
+		{"HS256 keyed with the public key", "/v1/add", "application/jose", hs256, 400},
+		{"unknown kid, signed by a registered key", "/v1/add", "application/jose",
+			signed(withHeader(kid.Kid, enc(unknownKid[:])), string(payload)), 403},
+		{"kid of another length", "/v1/add", "application/jose", signed(withHeader(`"kid":"`, `"kid":"AAAA`), string(payload)), 400},
+		// Non-canonical JSON: duplicate members, trailing data, invalid UTF-8, depth.
+		{"header with alg twice", "/v1/add", "application/jose", signed(withHeader(`"alg":"ES256"`, `"alg":"none","alg":"ES256"`), string(payload)), 400},
+		{"payload with sub twice", "/v1/add", "application/jose", signed(string(hdr), withPayload(`{`, `{"sub":"x",`)), 400},
+		{"payload with trailing data", "/v1/add", "application/jose", signed(string(hdr), string(payload)+`{}`), 400},
+		{"payload with invalid UTF-8", "/v1/add", "application/jose", signed(string(hdr), withPayload(`{`, "{\"sub\":\"\xff\",")), 400},
+		{"payload nested 200 deep", "/v1/add", "application/jose", signed(string(hdr), withPayload(`{`, `{"x":`+deep[:200]+deep[len(deep)-200:]+`,`)), 400},
+		{"batch with trailing data", "/v1/add-batch", "application/json", batch(good) + `{}`, 400},
+		{"batch with invalid UTF-8", "/v1/add-batch", "application/json", "{\"statements\":[\"\xff\"]}", 400},
+		{"batch nested 20000 deep", "/v1/add-batch", "application/json", `{"statements":[` + deep + `]}`, 400},
 	} {
 		t.Run(c.name, func(t *testing.T) { h.refused(t, c.path, c.contentType, c.body, "", c.status) })
 	}
