@@ -253,7 +253,7 @@ func (s *posixState) Delete(_ context.Context, name string, old []byte) (bool, e
 	if ok, err := holds(path, old); old == nil || !ok || err != nil {
 		return false, err
 	}
-	if err := os.Remove(path); err != nil {
+	if err := keys.Remove(path); err != nil {
 		return false, fmt.Errorf("deleting %s: %w", path, err)
 	}
 	return true, nil

@@ -79,6 +79,15 @@ func MkdirAll(dir string, perm os.FileMode) error {
 	return syncDir(parent)
 }
 
+// Remove removes the file at path durably: after a power cut a removed
+// entry comes back unless its directory was synced, as a written one goes.
+func Remove(path string) error {
+	if err := os.Remove(path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
 // syncDir makes the entries of dir durable.
 func syncDir(dir string) error {
 	if !syncWrites {

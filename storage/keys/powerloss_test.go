@@ -55,3 +55,27 @@ func TestWriteFileSurvivesPowerCut(t *testing.T) {
 		}
 	}
 }
+
+// TestRemoveSurvivesPowerCut: once Remove has returned, the file stays
+// removed after a power cut (its directory entry was synced away).
+func TestRemoveSurvivesPowerCut(t *testing.T) {
+	faultfs.Require(t)
+	backing, mnt := t.TempDir(), t.TempDir()
+	fs, err := faultfs.Mount(backing, mnt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(mnt, "records", "gone")
+	if err := WriteFile(path, []byte("record"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fs.Cut(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(backing, "records", "gone")); !os.IsNotExist(err) {
+		t.Errorf("a removed file is back after the cut: %v", err)
+	}
+}
