@@ -262,10 +262,14 @@ func newHTTPClient(c *Config) *http.Client {
 }
 
 // statusOf names an HTTP error answer: its status and, for a problem, its
-// type.
-func statusOf(code int, problemType string) string {
-	if problemType == "" || problemType == "about:blank" {
+// type, or its title when the type is about:blank (as vesperlog's are).
+func statusOf(code int, problemType, title string) string {
+	what := strings.TrimSpace(problemType)
+	if what == "" || what == "about:blank" {
+		what = strings.TrimSpace(title)
+	}
+	if what == "" {
 		return fmt.Sprint(code)
 	}
-	return fmt.Sprintf("%d %s", code, strings.TrimSpace(problemType))
+	return fmt.Sprintf("%d %s", code, what)
 }

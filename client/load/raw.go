@@ -45,7 +45,7 @@ func (s *rawSender) send(ctx context.Context, i int, start time.Time) []outcome 
 		return []outcome{{status: "no answer: " + errClass(err), entries: 1}}
 	}
 	if resp.StatusCode != http.StatusOK {
-		return []outcome{{status: statusOf(resp.StatusCode, ""), entries: 1}}
+		return []outcome{{status: statusOf(resp.StatusCode, "", ""), entries: 1}}
 	}
 	idx, err := strconv.ParseUint(strings.TrimSpace(string(body)), 10, 64)
 	if err != nil {

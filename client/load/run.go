@@ -52,8 +52,9 @@ type Report struct {
 	AddLatency *Latency `json:"add_latency,omitempty"`
 	// Uncovered (raw) is entries no checkpoint covered within the wait.
 	Uncovered int `json:"uncovered,omitempty"`
-	// Statuses counts entries by answer: "200", "503 <problem type>",
-	// "200, item 409 <type>" (a batch item's problem), "no answer: timeout".
+	// Statuses counts entries by answer: "200", "503 <problem type or
+	// title>", "200, item 403 <...>" (a batch item's problem), "no answer:
+	// timeout".
 	Statuses         map[string]int `json:"statuses"`
 	ReceiptsVerified int            `json:"receipts_verified"`
 	ReceiptsFailed   int            `json:"receipts_failed"`

@@ -87,7 +87,7 @@ func (s *vettingSender) send(ctx context.Context, i int, start time.Time) []outc
 	if err != nil {
 		var ae *client.APIError
 		if errors.As(err, &ae) {
-			return []outcome{{status: statusOf(ae.Status, ae.Problem.Type), entries: len(sts)}}
+			return []outcome{{status: statusOf(ae.Status, ae.Problem.Type, ae.Problem.Title), entries: len(sts)}}
 		}
 		return []outcome{{status: "no answer: " + errClass(err), entries: len(sts)}}
 	}
@@ -97,7 +97,7 @@ func (s *vettingSender) send(ctx context.Context, i int, start time.Time) []outc
 	var out []outcome
 	for j, a := range answers {
 		if a.Problem != nil {
-			out = append(out, outcome{status: "200, item " + statusOf(a.Problem.Status, a.Problem.Type), entries: 1})
+			out = append(out, outcome{status: "200, item " + statusOf(a.Problem.Status, a.Problem.Type, a.Problem.Title), entries: 1})
 			continue
 		}
 		out = append(out, outcome{status: "200", entries: 1, ok: 1})
