@@ -45,7 +45,9 @@ func (s *rawSender) send(ctx context.Context, i int, start time.Time) []outcome 
 		return []outcome{{status: "no answer: " + errClass(err), entries: 1}}
 	}
 	if resp.StatusCode != http.StatusOK {
-		return []outcome{{status: statusOf(resp.StatusCode, "", ""), entries: 1}}
+		// Tessera's conformance server answers every error with 500 and
+		// the error's text: its first words tell pushback from the rest.
+		return []outcome{{status: statusOf(resp.StatusCode, "", errText(body)), entries: 1}}
 	}
 	idx, err := strconv.ParseUint(strings.TrimSpace(string(body)), 10, 64)
 	if err != nil {
@@ -125,4 +127,14 @@ func (s *rawSender) uncovered() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.pending)
+}
+
+// errText is the start of an error answer's text, short enough that
+// answers of one cause count together.
+func errText(body []byte) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(string(body)), "\n")
+	if len(line) > 60 {
+		line = line[:60]
+	}
+	return strings.ToValidUTF8(line, "?")
 }
