@@ -24,6 +24,10 @@ type Agent struct {
 	Signer crypto.Signer
 }
 
+// MaxSamples bounds the receipts kept for verification after the run (a
+// receipt is a few KiB): past it, later receipts are not sampled.
+const MaxSamples = 100_000
+
 // DefaultPool is how many statements a closed-loop run for a duration
 // pre-signs; the run ends early if it uses them all.
 const DefaultPool = 50_000
@@ -101,7 +105,7 @@ func (s *vettingSender) send(ctx context.Context, i int, start time.Time) []outc
 			continue
 		}
 		out = append(out, outcome{status: "200", entries: 1, ok: 1})
-		if s.verify >= 1 || mrand.Float64() < s.verify {
+		if len(s.sampled) < MaxSamples && (s.verify >= 1 || mrand.Float64() < s.verify) {
 			s.sampled = append(s.sampled, sample{i*s.batch + j, a.Receipt})
 		}
 	}

@@ -67,7 +67,7 @@ func loadFlags(fs *flag.FlagSet) cli.Action {
 	fs.DurationVar(&c.Duration, "duration", 0, "how long to send")
 	fs.IntVar(&c.Count, "count", 0, "how many requests to send (at most)")
 	fs.IntVar(&c.Batch, "batch", 1, "statements per request (over 1: add-batch, up to 1000)")
-	fs.Float64Var(&c.Verify, "verify", 0.1, "share of receipts to verify offline, 0 to 1")
+	fs.Float64Var(&c.Verify, "verify", 0.1, "share of receipts to verify offline after the run, 0 to 1 (at most "+fmt.Sprint(load.MaxSamples)+" receipts are kept)")
 	fs.DurationVar(&c.Timeout, "timeout", 30*time.Second, "each request's timeout")
 	fs.BoolVar(&c.Raw, "raw", false, "post opaque entries to a Tessera-style POST /add, timed to the covering checkpoint")
 	fs.IntVar(&c.RawSize, "raw-size", 128, "raw: bytes per entry")
