@@ -38,7 +38,7 @@ func openTestLog(t *testing.T) (*Log, note.Verifier) {
 }
 
 // openTestLogWith is openTestLog with the given identity of entries.
-func openTestLogWith(t *testing.T, identity func([]byte) ([]byte, error)) (*Log, note.Verifier) {
+func openTestLogWith(t testing.TB, identity func([]byte) ([]byte, error)) (*Log, note.Verifier) {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()

@@ -205,3 +205,49 @@ func signedCheckpoint(t *testing.T) ([]byte, *policy.Policy) {
 	}
 	return cp, p
 }
+
+// BenchmarkInclusionProof is one receipt's proof in a tree of 1,000
+// entries: built by a Prover sharing the latest tree (what requests do
+// now), and by a new Tessera ProofBuilder a request, reading its tiles
+// again (what they did before).
+func BenchmarkInclusionProof(b *testing.B) {
+	l, _ := openTestLogWith(b, func(e []byte) ([]byte, error) { return e, nil })
+	ctx := context.Background()
+	const size = 1000
+	var wg sync.WaitGroup
+	for i := range size {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, _, _, err := l.Add(ctx, fmt.Appendf(nil, "entry %d", i)); err != nil {
+				b.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if b.Failed() {
+		b.FailNow()
+	}
+	b.Run("shared", func(b *testing.B) {
+		for i := range b.N {
+			pr, err := l.Prover(ctx, size)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := pr.InclusionProof(ctx, uint64(i%size)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("tessera-per-request", func(b *testing.B) {
+		for i := range b.N {
+			pb, err := client.NewProofBuilder(ctx, size, l.reader.ReadTile)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := pb.InclusionProof(ctx, uint64(i%size)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
