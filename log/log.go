@@ -13,7 +13,6 @@ import (
 	fmtlog "github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/tessera"
 	"github.com/transparency-dev/tessera/api/layout"
-	"github.com/transparency-dev/tessera/client"
 	"github.com/transparency-dev/tessera/ctonly"
 	"golang.org/x/mod/sumdb/note"
 
@@ -74,6 +73,11 @@ type Log struct {
 	// stopped closes when the claims goroutine (started by Open, stopped
 	// by Close through cancel) has returned.
 	stopped chan struct{}
+	// trees share the tiles and bundles of the latest tree sizes between
+	// the Provers of all requests.
+	trees trees
+	// verified are the last checkpoints MeetsPolicy passed.
+	verified verifiedCheckpoints
 }
 
 // Open starts a log on driver. Close it to stop its background work.
@@ -232,39 +236,33 @@ func (l *Log) Checkpoint(ctx context.Context) ([]byte, error) {
 	return cp, nil
 }
 
-// Prover reads entries and builds inclusion proofs in one tree size. It
-// caches the tiles and bundles it reads, so that the receipts of a batch
-// cost one read of each. It is not safe for concurrent use: make one per
-// request.
+// Prover reads entries and builds inclusion proofs in one tree size. The
+// Provers of the two latest sizes asked for share the tiles and bundles
+// they read and the node hashes they compute, so that the receipts of
+// all the entries one checkpoint covers read and hash each tile once. It
+// is safe for concurrent use.
 type Prover struct {
-	log     *Log
-	size    uint64
-	pb      *client.ProofBuilder
-	bundles map[uint64][][]byte
+	log  *Log
+	tree *tree
 }
 
 // Prover returns a Prover for the tree of the given size.
 func (l *Log) Prover(ctx context.Context, size uint64) (*Prover, error) {
-	pb, err := client.NewProofBuilder(ctx, size, l.reader.ReadTile)
-	if err != nil {
-		return nil, fmt.Errorf("proof builder: %w", err)
-	}
-	return &Prover{log: l, size: size, pb: pb, bundles: map[uint64][][]byte{}}, nil
+	return &Prover{log: l, tree: l.trees.get(size)}, nil
 }
 
-// Entry returns the entry at index.
+// Entry returns the entry at index. The caller must not change it.
 func (p *Prover) Entry(ctx context.Context, index uint64) ([]byte, error) {
-	if index >= p.size {
-		return nil, fmt.Errorf("%w: entry %d is beyond the tree size %d", problem.ErrNotFound, index, p.size)
+	size := p.tree.size
+	if index >= size {
+		return nil, fmt.Errorf("%w: entry %d is beyond the tree size %d", problem.ErrNotFound, index, size)
 	}
 	n, i := index/layout.EntryBundleWidth, index%layout.EntryBundleWidth
-	entries, ok := p.bundles[n]
-	if !ok {
-		var err error
-		if entries, err = p.log.ReadBundle(ctx, n, p.size); err != nil {
-			return nil, err
-		}
-		p.bundles[n] = entries
+	entries, err := p.tree.bundles.get(ctx, n, func(ctx context.Context) ([][]byte, error) {
+		return p.log.ReadBundle(ctx, n, size)
+	})
+	if err != nil {
+		return nil, err
 	}
 	if int(i) >= len(entries) {
 		return nil, fmt.Errorf("reading entry %d of %s: bundle has only %d entries", index, p.log.origin, len(entries))
@@ -274,9 +272,9 @@ func (p *Prover) Entry(ctx context.Context, index uint64) ([]byte, error) {
 
 // InclusionProof returns the inclusion proof of the entry at index.
 func (p *Prover) InclusionProof(ctx context.Context, index uint64) ([][]byte, error) {
-	h, err := p.pb.InclusionProof(ctx, index)
+	h, err := p.tree.inclusionProof(ctx, p.log, index)
 	if err != nil {
-		return nil, fmt.Errorf("inclusion proof of %d in %d: %w", index, p.size, err)
+		return nil, fmt.Errorf("inclusion proof of %d in %d: %w", index, p.tree.size, err)
 	}
 	return h, nil
 }
@@ -325,7 +323,9 @@ func CheckpointSize(signed []byte) (uint64, error) {
 		return 0, errors.New("checkpoint has no signature block")
 	}
 	var c fmtlog.Checkpoint
-	if _, err := c.Unmarshal(append(body, '\n')); err != nil {
+	// The body with its newline, without writing to signed: the requests
+	// an awaiter releases share one checkpoint's bytes.
+	if _, err := c.Unmarshal(signed[:len(body)+1]); err != nil {
 		return 0, fmt.Errorf("parsing checkpoint: %w", err)
 	}
 	return c.Size, nil

@@ -29,6 +29,17 @@ import (
 // identity is their first byte, so that "a1" and "a2" are the same entry.
 func openTestLog(t *testing.T) (*Log, note.Verifier) {
 	t.Helper()
+	return openTestLogWith(t, func(e []byte) ([]byte, error) {
+		if len(e) == 0 {
+			return nil, errors.New("empty entry")
+		}
+		return e[:1], nil
+	})
+}
+
+// openTestLogWith is openTestLog with the given identity of entries.
+func openTestLogWith(t testing.TB, identity func([]byte) ([]byte, error)) (*Log, note.Verifier) {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	skey, vkey, err := note.GenerateKey(rand.Reader, "example.test/log")
@@ -46,13 +57,8 @@ func openTestLog(t *testing.T) (*Log, note.Verifier) {
 		t.Fatal(err)
 	}
 	l, err := Open(ctx, d, Options{
-		Signer: signer,
-		Format: TlogTiles(func(e []byte) ([]byte, error) {
-			if len(e) == 0 {
-				return nil, errors.New("empty entry")
-			}
-			return e[:1], nil
-		}),
+		Signer:             signer,
+		Format:             TlogTiles(identity),
 		Antispam:           as,
 		CheckpointInterval: 100 * time.Millisecond,
 	})

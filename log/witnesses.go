@@ -359,7 +359,7 @@ func (l *Log) MeetsPolicy(p *policy.Policy, checkpoint []byte) error {
 	if p == nil {
 		return nil
 	}
-	if _, err := p.Verify(checkpoint); err != nil {
+	if err := l.verified.verify(p, checkpoint); err != nil {
 		why := ""
 		if l.witnesses != nil {
 			if r := l.witnesses.Report(l.origin, p); r != "" {

@@ -107,17 +107,18 @@ func newHarnessWith(t testing.TB, wrap func(tessera.Antispam) tessera.Antispam) 
 		t.Fatal(err)
 	}
 	h := &harness{t: t, log: l, es: es, ed: ed, revoked: revoked, limited: limited, rs: rs, agents: agents, now: now}
+	// The policy the server gives a log without witnesses: its own key.
+	p, err := policy.ForLog(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
 	svc := New(Config{Log: l, Agents: func() *vetting.Agents { return agents }, Receipts: rs, Now: func() time.Time { return h.now },
-		Idempotency: idempotency.New(idempotency.Config{State: be.State()})})
+		Idempotency: idempotency.New(idempotency.Config{State: be.State()}), Policy: p})
 	mux := http.NewServeMux()
 	svc.Handle(mux, "/vetting")
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	h.url = srv.URL + "/vetting"
-	p, err := policy.ForLog(vkey)
-	if err != nil {
-		t.Fatal(err)
-	}
 	h.trust = receipts.Trust{Keys: receipts.NewKeySet(rs.PublicJWK()), Policy: p}
 	return h
 }

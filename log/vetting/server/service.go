@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -135,6 +136,8 @@ func (s *Service) Submit(ctx context.Context, statements []string) (_ []Result, 
 	}
 
 	results = make([]Result, len(statements))
+	// cps[i] is the checkpoint that covered entry i when it was added.
+	cps := make([][]byte, len(statements))
 	actx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -142,7 +145,8 @@ func (s *Service) Submit(ctx context.Context, statements []string) (_ []Result, 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			idx, dup, _, err := s.cfg.Log.Add(actx, leaves[i])
+			idx, dup, cp, err := s.cfg.Log.Add(actx, leaves[i])
+			cps[i] = cp
 			if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 				// Sequenced, perhaps, but not published: the witnesses may
 				// not have met the quorum. A retry returns the entry.
@@ -156,10 +160,18 @@ func (s *Service) Submit(ctx context.Context, statements []string) (_ []Result, 
 		return nil, results[0].Err
 	}
 
-	// One checkpoint for the whole request: the latest covers every entry.
-	cp, err := s.cfg.Log.Checkpoint(ctx)
+	// One checkpoint for the whole request: the largest that covered one
+	// of its entries covers them all. It is the one the log's awaiter
+	// read, the same bytes for every request it released, so they share
+	// its verification and proof tiles, and no request reads it again.
+	cp, err := largest(cps)
 	if err != nil {
 		return nil, err
+	}
+	if cp == nil {
+		if cp, err = s.cfg.Log.Checkpoint(ctx); err != nil {
+			return nil, err
+		}
 	}
 	rb, err := s.newReceiptBuilder(ctx, cp)
 	if err != nil {
@@ -179,6 +191,26 @@ func (s *Service) Submit(ctx context.Context, statements []string) (_ []Result, 
 		return nil, results[0].Err
 	}
 	return results, nil
+}
+
+// largest returns the checkpoint of the largest tree among cps (nil ones
+// skipped), or nil if all are.
+func largest(cps [][]byte) ([]byte, error) {
+	var cp []byte
+	var size uint64
+	for _, c := range cps {
+		if c == nil || bytes.Equal(c, cp) {
+			continue
+		}
+		n, err := vlog.CheckpointSize(c)
+		if err != nil {
+			return nil, err
+		}
+		if cp == nil || n > size {
+			cp, size = c, n
+		}
+	}
+	return cp, nil
 }
 
 // record counts the statements of one Submit by outcome and agent, and
