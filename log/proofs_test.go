@@ -209,45 +209,89 @@ func signedCheckpoint(t *testing.T) ([]byte, *policy.Policy) {
 // BenchmarkInclusionProof is one receipt's proof in a tree of 1,000
 // entries: built by a Prover sharing the latest tree (what requests do
 // now), and by a new Tessera ProofBuilder a request, reading its tiles
-// again (what they did before).
+// again (what they did before). Every proof is checked against the root
+// that golang.org/x/mod/sumdb/tlog computes over the same entries.
 func BenchmarkInclusionProof(b *testing.B) {
 	l, _ := openTestLogWith(b, func(e []byte) ([]byte, error) { return e, nil })
 	ctx := context.Background()
 	const size = 1000
+	entries := make([][]byte, size)
 	var wg sync.WaitGroup
 	for i := range size {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, _, _, err := l.Add(ctx, fmt.Appendf(nil, "entry %d", i)); err != nil {
-				b.Error(err)
+			e := fmt.Appendf(nil, "entry %d", i)
+			idx, _, _, err := l.Add(ctx, e)
+			if err != nil || idx >= size {
+				b.Errorf("Add(%s) = %d, %v", e, idx, err)
+				return
 			}
+			entries[idx] = e
 		}()
 	}
 	wg.Wait()
 	if b.Failed() {
 		b.FailNow()
 	}
+	var hashes []tlog.Hash
+	hr := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(idx))
+		for i, k := range idx {
+			out[i] = hashes[k]
+		}
+		return out, nil
+	})
+	for i, e := range entries {
+		h, err := tlog.StoredHashes(int64(i), e, hr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		hashes = append(hashes, h...)
+	}
+	root, err := tlog.TreeHash(size, hr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	check := func(b *testing.B, i int, p [][]byte) {
+		rp := make(tlog.RecordProof, len(p))
+		for k, h := range p {
+			copy(rp[k][:], h)
+		}
+		if err := tlog.CheckRecord(rp, size, root, int64(i), tlog.RecordHash(entries[i])); err != nil {
+			b.Fatalf("proof of %d in %d: %v", i, size, err)
+		}
+	}
 	b.Run("shared", func(b *testing.B) {
-		for i := range b.N {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
 			pr, err := l.Prover(ctx, size)
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, err := pr.InclusionProof(ctx, uint64(i%size)); err != nil {
+			p, err := pr.InclusionProof(ctx, uint64(i))
+			if err != nil {
 				b.Fatal(err)
 			}
+			check(b, i, p)
+			i = (i + 1) % size
 		}
 	})
 	b.Run("tessera-per-request", func(b *testing.B) {
-		for i := range b.N {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
 			pb, err := client.NewProofBuilder(ctx, size, l.reader.ReadTile)
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, err := pb.InclusionProof(ctx, uint64(i%size)); err != nil {
+			p, err := pb.InclusionProof(ctx, uint64(i))
+			if err != nil {
 				b.Fatal(err)
 			}
+			check(b, i, p)
+			i = (i + 1) % size
 		}
 	})
 }

@@ -58,6 +58,7 @@ type payload struct {
 type Signer struct {
 	key   jose.SigningKey
 	kid   string
+	jose  jose.Signer                           // built once: its headers are the same for every receipt; safe for concurrent Sign
 	check func(kid string, iat time.Time) error // nil: none; set once by NewSigner
 }
 
@@ -84,6 +85,9 @@ func NewSigner(key crypto.Signer, opts ...SignerOption) (*Signer, error) {
 		return nil, err
 	}
 	s := &Signer{key: jose.SigningKey{Algorithm: jose.ES256, Key: key}, kid: kid}
+	if s.jose, err = jose.NewSigner(s.key, (&jose.SignerOptions{}).WithType(Type).WithHeader("kid", s.kid)); err != nil {
+		return nil, fmt.Errorf("receipt signer: %w", err)
+	}
 	for _, o := range opts {
 		o(s)
 	}
@@ -128,11 +132,7 @@ func (s *Signer) Sign(r *Receipt) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("encoding receipt: %w", err)
 	}
-	signer, err := jose.NewSigner(s.key, (&jose.SignerOptions{}).WithType(Type).WithHeader("kid", s.kid))
-	if err != nil {
-		return "", fmt.Errorf("receipt signer: %w", err)
-	}
-	jws, err := signer.Sign(p)
+	jws, err := s.jose.Sign(p)
 	if err != nil {
 		return "", fmt.Errorf("signing receipt: %w", err)
 	}

@@ -406,26 +406,6 @@ func FuzzParseStatement(f *testing.F) {
 	})
 }
 
-func BenchmarkVerifyStatement(b *testing.B) {
-	ed, ec := testKeys(b)
-	for _, k := range []crypto.Signer{ec, ed} {
-		pub := jose.JSONWebKey{Key: k.Public()}
-		st, _ := NewStatement(&pub, [32]byte{1}, "Business_42", 1763856000)
-		compact, _ := st.Sign(k)
-		b.Run(st.Alg.String(), func(b *testing.B) {
-			for i := 0; i < b.N; i++ {
-				s, sig, err := ParseStatement(compact)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if err := s.Verify(&pub, sig); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-}
-
 // TestAddResponseProblem: a failed batch item carries its problem and no
 // index or duplicate flag that could be read as a result.
 func TestAddResponseProblem(t *testing.T) {
