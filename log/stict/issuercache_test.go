@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -138,6 +139,25 @@ func TestIssuerCache(t *testing.T) {
 		if !validate(t, roots, [][]byte{leaf("third", inter).der, inter.der, root.der}, now, nil) {
 			t.Fatal("a chain with the root included did not take the cache's path")
 		}
+	})
+	t.Run("concurrent", func(t *testing.T) {
+		// Submissions share the cached certificates and pool: under
+		// -race, this shows they only read them.
+		var wg sync.WaitGroup
+		for i := range 8 {
+			c := [][]byte{leaf(fmt.Sprint("concurrent ", i), inter).der, inter.der}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 4 {
+					if _, err := ValidateChain(c, roots, now, false); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
 	})
 	t.Run("bad intermediate signature", func(t *testing.T) {
 		// The same intermediate (subject, key) with its signature by the
