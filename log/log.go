@@ -279,6 +279,16 @@ func (p *Prover) InclusionProof(ctx context.Context, index uint64) ([][]byte, er
 	return h, nil
 }
 
+// ConsistencyProof returns the consistency proof from the tree of size
+// first, at most the Prover's, to the Prover's tree.
+func (p *Prover) ConsistencyProof(ctx context.Context, first uint64) ([][]byte, error) {
+	h, err := p.tree.consistencyProof(ctx, p.log, first)
+	if err != nil {
+		return nil, fmt.Errorf("consistency proof %d to %d: %w", first, p.tree.size, err)
+	}
+	return h, nil
+}
+
 // ReadBundle returns the entries of bundle n in the tree of the given
 // size: tlog-tiles entries, or a CT log's TileLeafs.
 func (l *Log) ReadBundle(ctx context.Context, n, size uint64) ([][]byte, error) {

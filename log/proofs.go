@@ -78,6 +78,22 @@ func (t *tree) inclusionProof(ctx context.Context, l *Log, index uint64) ([][]by
 	if err != nil {
 		return nil, fmt.Errorf("inclusion proof nodes: %w", err)
 	}
+	return t.proof(ctx, l, nodes)
+}
+
+// consistencyProof is the consistency proof from the tree of size first
+// to t, as Tessera's client.ProofBuilder builds it, from t's tiles.
+func (t *tree) consistencyProof(ctx context.Context, l *Log, first uint64) ([][]byte, error) {
+	nodes, err := proof.Consistency(first, t.size)
+	if err != nil {
+		return nil, fmt.Errorf("consistency proof nodes: %w", err)
+	}
+	return t.proof(ctx, l, nodes)
+}
+
+// proof reads the hashes of nodes from t's tiles and rehashes them into
+// a proof.
+func (t *tree) proof(ctx context.Context, l *Log, nodes proof.Nodes) ([][]byte, error) {
 	hashes := make([][]byte, 0, len(nodes.IDs))
 	for _, id := range nodes.IDs {
 		h, err := t.node(ctx, l, uint64(id.Level), id.Index)
@@ -86,7 +102,8 @@ func (t *tree) inclusionProof(ctx context.Context, l *Log, index uint64) ([][]by
 		}
 		hashes = append(hashes, h)
 	}
-	if hashes, err = nodes.Rehash(hashes, rfc6962.DefaultHasher.HashChildren); err != nil {
+	hashes, err := nodes.Rehash(hashes, rfc6962.DefaultHasher.HashChildren)
+	if err != nil {
 		return nil, fmt.Errorf("rehashing proof: %w", err)
 	}
 	// The hashes are the cache's: give the caller copies it may keep or change.

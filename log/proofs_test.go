@@ -90,7 +90,7 @@ func TestSharedProofs(t *testing.T) {
 
 // checkProofs compares, for every entry of the tree of the given size,
 // the Prover's entry and proof (from 4 concurrent requests) with tlog's
-// and Tessera's.
+// and Tessera's, and then consistency proofs to that size.
 func checkProofs(t *testing.T, ctx context.Context, l *Log, entries [][]byte, hr tlog.HashReader, size uint64) {
 	t.Helper()
 	root, err := tlog.TreeHash(int64(size), hr)
@@ -146,6 +146,36 @@ func checkProofs(t *testing.T, ctx context.Context, l *Log, entries [][]byte, hr
 		wg.Wait()
 		if t.Failed() {
 			t.FailNow()
+		}
+	}
+	// Consistency proofs to size from sizes inside and across tiles.
+	pr, err := l.Prover(ctx, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, first := range []uint64{1, 2, 7, 255, 256, 257, 511, 512, 513, size / 2, size - 1, size} {
+		if first == 0 || first > size {
+			continue
+		}
+		want, err := tlog.ProveTree(int64(size), int64(first), hr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tessera, err := pb.ConsistencyProof(ctx, first, size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := pr.ConsistencyProof(ctx, first)
+		if err != nil {
+			t.Fatalf("ConsistencyProof(%d) to %d: %v", first, size, err)
+		}
+		if len(got) != len(want) || len(got) != len(tessera) {
+			t.Fatalf("consistency proof %d to %d: %d hashes, tlog %d, Tessera %d", first, size, len(got), len(want), len(tessera))
+		}
+		for k := range got {
+			if !bytes.Equal(got[k], want[k][:]) || !bytes.Equal(got[k], tessera[k]) {
+				t.Fatalf("consistency proof %d to %d: hash %d differs", first, size, k)
+			}
 		}
 	}
 }

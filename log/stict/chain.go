@@ -1,6 +1,8 @@
 package stict
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/pem"
@@ -26,15 +28,18 @@ var (
 	ErrPrecert        = errors.New("precertificate mismatch")
 )
 
-// Roots are the STI trust anchors a log accepts.
+// Roots are the STI trust anchors a log accepts, with the intermediates
+// verified to them. They are safe for concurrent use.
 type Roots struct {
-	pool  *x509.CertPool
-	certs []*x509.Certificate
+	pool     *x509.CertPool
+	certs    []*x509.Certificate
+	hashes   [][sha256.Size]byte // SHA-256 of each of certs' DER
+	verified *issuerCache
 }
 
 // ParseRoots reads PEM-encoded root certificates.
 func ParseRoots(pemBytes []byte) (*Roots, error) {
-	r := &Roots{pool: x509.NewCertPool()}
+	r := &Roots{pool: x509.NewCertPool(), verified: newIssuerCache(maxVerifiedIssuers)}
 	for rest := pemBytes; ; {
 		var b *pem.Block
 		b, rest = pem.Decode(rest)
@@ -53,6 +58,7 @@ func ParseRoots(pemBytes []byte) (*Roots, error) {
 		}
 		r.pool.AddCert(c)
 		r.certs = append(r.certs, c)
+		r.hashes = append(r.hashes, sha256.Sum256(c.Raw))
 	}
 	if len(r.certs) == 0 {
 		return nil, errors.New("no root certificates")
@@ -86,8 +92,24 @@ func ValidateChain(der [][]byte, roots *Roots, now time.Time, precert bool) (*Va
 	if len(der) > MaxChain {
 		return nil, fmt.Errorf("%w: %d certificates, at most %d", ErrMalformedChain, len(der), MaxChain)
 	}
+	// The submitted issuer, if it is a verified intermediate, and any
+	// root are not parsed again: their DER is the same.
+	var cached *verifiedIssuer
+	if len(der) > 1 {
+		cached = roots.lookup(sha256.Sum256(der[1]))
+	}
 	certs := make([]*x509.Certificate, len(der))
 	for i, d := range der {
+		if i == 1 && cached != nil {
+			certs[i] = cached.inter
+			continue
+		}
+		if i > 0 {
+			if r := roots.cert(d); r != nil {
+				certs[i] = r
+				continue
+			}
+		}
 		c, err := x509.ParseCertificate(d)
 		if err != nil {
 			return nil, fmt.Errorf("%w: certificate %d: %v", ErrMalformedChain, i, err)
@@ -131,6 +153,17 @@ func ValidateChain(der [][]byte, roots *Roots, now time.Time, precert bool) (*Va
 	if now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
 		return nil, fmt.Errorf("%w: valid from %s to %s", ErrExpired, leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339))
 	}
+	if cached != nil && policyFree(leaf) && !now.Before(cached.root.NotBefore) && !now.After(cached.root.NotAfter) {
+		// The chain through a verified intermediate: the leaf's signature
+		// by it, and every check of the leaf and the intermediate (their
+		// validity at now among them), are made again; the intermediate's
+		// signature by the root is not. A refusal here is decided, and
+		// explained, by the full check below.
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: cached.anchor, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err == nil {
+			roots.verified.hits.Add(1)
+			return &Validated{Leaf: leaf, Chain: []*x509.Certificate{leaf, cached.inter, cached.root}, TNAuthList: tns, Precert: precert}, nil
+		}
+	}
 	inter := x509.NewCertPool()
 	for _, c := range certs[1:] {
 		inter.AddCert(c)
@@ -143,5 +176,16 @@ func ValidateChain(der [][]byte, roots *Roots, now time.Time, precert bool) (*Va
 		}
 		return nil, fmt.Errorf("%w: %v", ErrUntrusted, err)
 	}
+	roots.remember(paths[0])
 	return &Validated{Leaf: leaf, Chain: paths[0], TNAuthList: tns, Precert: precert}, nil
+}
+
+// cert returns the root whose DER is der, or nil.
+func (r *Roots) cert(der []byte) *x509.Certificate {
+	for _, c := range r.certs {
+		if bytes.Equal(c.Raw, der) {
+			return c
+		}
+	}
+	return nil
 }

@@ -18,6 +18,7 @@ import (
 	fmtlog "github.com/transparency-dev/formats/log"
 	fnote "github.com/transparency-dev/formats/note"
 	"github.com/transparency-dev/tessera/ctonly"
+	"golang.org/x/crypto/cryptobyte"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/vesperlog/vesperlog/witness/policy"
@@ -111,47 +112,87 @@ func (s *Signer) Sign(msg []byte) ([]byte, error) {
 
 // digitallySigned signs input and returns the TLS-encoded DigitallySigned.
 func (s *Signer) digitallySigned(input []byte) ([]byte, error) {
-	h := sha256.Sum256(input)
-	// A nil random source makes ECDSA deterministic (RFC 6979).
-	sig, err := s.key.Sign(nil, h[:], crypto.SHA256)
+	ds, err := s.sign(input)
 	if err != nil {
-		return nil, fmt.Errorf("signing: %w", err)
+		return nil, err
 	}
-	b, err := cttls.Marshal(cttls.DigitallySigned{
-		Algorithm: cttls.SignatureAndHashAlgorithm{Hash: cttls.SHA256, Signature: cttls.ECDSA},
-		Signature: sig,
-	})
+	b, err := cttls.Marshal(ds)
 	if err != nil {
 		return nil, fmt.Errorf("encoding signature: %w", err)
 	}
 	return b, nil
 }
 
+// sign signs input as a DigitallySigned.
+func (s *Signer) sign(input []byte) (cttls.DigitallySigned, error) {
+	h := sha256.Sum256(input)
+	// A nil random source makes ECDSA deterministic (RFC 6979).
+	sig, err := s.key.Sign(nil, h[:], crypto.SHA256)
+	if err != nil {
+		return cttls.DigitallySigned{}, fmt.Errorf("signing: %w", err)
+	}
+	return cttls.DigitallySigned{
+		Algorithm: cttls.SignatureAndHashAlgorithm{Hash: cttls.SHA256, Signature: cttls.ECDSA},
+		Signature: sig,
+	}, nil
+}
+
 // SCT signs the SCT of the entry at index of the log: its timestamp is the
 // entry's, and it carries the static-ct-api leaf_index extension.
+//
+// What an SCT signs (RFC 6962 §3.2: sct_version v1, signature_type
+// certificate_timestamp, then the timestamp, entry type, signed entry and
+// extensions) is byte for byte the entry's MerkleTreeLeaf (version v1,
+// leaf_type timestamped_entry, then the same TimestampedEntry), as v1 and
+// both types are 0: the leaf is signed as it is, not decoded and encoded
+// again (issue 15).
 func (s *Signer) SCT(e *ctonly.Entry, index uint64) (*ct.SignedCertificateTimestamp, error) {
-	var leaf ct.MerkleTreeLeaf
-	if rest, err := cttls.Unmarshal(e.MerkleTreeLeaf(index), &leaf); err != nil || len(rest) != 0 {
-		return nil, fmt.Errorf("entry %d: not a MerkleTreeLeaf: %v", index, err)
-	}
-	sct := ct.SignedCertificateTimestamp{
-		SCTVersion: ct.V1,
-		LogID:      ct.LogID{KeyID: s.logID},
-		Timestamp:  e.Timestamp,
-		Extensions: leaf.TimestampedEntry.Extensions,
-	}
-	input, err := ct.SerializeSCTSignatureInput(sct, ct.LogEntry{Leaf: leaf})
+	leaf := e.MerkleTreeLeaf(index)
+	ext, err := leafExtensions(leaf)
 	if err != nil {
-		return nil, fmt.Errorf("entry %d: %w", index, err)
+		return nil, fmt.Errorf("entry %d: not a MerkleTreeLeaf: %w", index, err)
 	}
-	ds, err := s.digitallySigned(input)
+	ds, err := s.sign(leaf)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := cttls.Unmarshal(ds, &sct.Signature); err != nil {
-		return nil, fmt.Errorf("entry %d: %w", index, err)
+	return &ct.SignedCertificateTimestamp{
+		SCTVersion: ct.V1,
+		LogID:      ct.LogID{KeyID: s.logID},
+		Timestamp:  e.Timestamp,
+		Extensions: ext,
+		Signature:  ct.DigitallySigned(ds),
+	}, nil
+}
+
+// leafExtensions checks that leaf is a v1 timestamped_entry
+// MerkleTreeLeaf of a certificate or precertificate and returns its
+// extensions.
+func leafExtensions(leaf []byte) (ct.CTExtensions, error) {
+	s := cryptobyte.String(leaf)
+	var version, leafType uint8
+	var timestamp uint64
+	var entryType uint16
+	var signed, ext cryptobyte.String
+	if !s.ReadUint8(&version) || !s.ReadUint8(&leafType) || !s.ReadUint64(&timestamp) || !s.ReadUint16(&entryType) {
+		return nil, errors.New("truncated")
 	}
-	return &sct, nil
+	if version != uint8(ct.V1) || leafType != uint8(ct.TimestampedEntryLeafType) {
+		return nil, fmt.Errorf("version %d, leaf type %d", version, leafType)
+	}
+	switch ct.LogEntryType(entryType) {
+	case ct.X509LogEntryType:
+	case ct.PrecertLogEntryType:
+		if !s.Skip(sha256.Size) {
+			return nil, errors.New("truncated")
+		}
+	default:
+		return nil, fmt.Errorf("entry type %d", entryType)
+	}
+	if !s.ReadUint24LengthPrefixed(&signed) || !s.ReadUint16LengthPrefixed(&ext) || !s.Empty() {
+		return nil, errors.New("malformed")
+	}
+	return ct.CTExtensions(ext), nil
 }
 
 // NewVerifier returns the checkpoint verifier of the log's vkey.

@@ -17,6 +17,7 @@ import (
 	cttls "github.com/google/certificate-transparency-go/tls"
 	ctx509 "github.com/google/certificate-transparency-go/x509"
 	fnote "github.com/transparency-dev/formats/note"
+	"github.com/transparency-dev/tessera/ctonly"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/vesperlog/vesperlog/log/stict/stitest"
@@ -189,4 +190,33 @@ func ctChain(t *testing.T, der [][]byte) []*ctx509.Certificate {
 		out = append(out, c)
 	}
 	return out
+}
+
+// TestLeafExtensions: the extensions SCT reads from a MerkleTreeLeaf by
+// hand are those certificate-transparency-go decodes, and a leaf that is
+// not a v1 timestamped entry, or is cut short or too long, is refused.
+func TestLeafExtensions(t *testing.T) {
+	p, err := stitest.Generate(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []*ctonly.Entry{
+		{Timestamp: 1, Certificate: p.TN.DER},
+		{Timestamp: 2, IsPrecert: true, Certificate: p.Precert.Cert.RawTBSCertificate, Precertificate: p.Precert.DER, IssuerKeyHash: make([]byte, 32)},
+	} {
+		leaf := e.MerkleTreeLeaf(1<<40 - 1) // the largest leaf_index
+		var want ct.MerkleTreeLeaf
+		if rest, err := cttls.Unmarshal(leaf, &want); err != nil || len(rest) != 0 {
+			t.Fatal(err)
+		}
+		got, err := leafExtensions(leaf)
+		if err != nil || !bytes.Equal(got, want.TimestampedEntry.Extensions) || len(got) == 0 {
+			t.Fatalf("leafExtensions = %x, %v; want %x", got, err, want.TimestampedEntry.Extensions)
+		}
+		for _, bad := range [][]byte{leaf[:len(leaf)-1], append(bytes.Clone(leaf), 0), leaf[:9], append([]byte{1}, leaf[1:]...), append([]byte{0, 1}, leaf[2:]...)} {
+			if _, err := leafExtensions(bad); err == nil {
+				t.Errorf("leafExtensions accepted %x", bad)
+			}
+		}
+	}
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	ct "github.com/google/certificate-transparency-go"
-	"github.com/transparency-dev/tessera/client"
 
 	vlog "github.com/vesperlog/vesperlog/log"
 	"github.com/vesperlog/vesperlog/log/problem"
@@ -188,15 +187,13 @@ func (s *Service) Consistency(ctx context.Context, first, second uint64) ([][]by
 	if first == 0 || first == second {
 		return [][]byte{}, nil
 	}
-	pb, err := client.NewProofBuilder(ctx, second, s.cfg.Log.Reader().ReadTile)
+	// The shared Prover: monitors ask for proofs to the latest size,
+	// whose tiles receipts have already read.
+	p, err := s.cfg.Log.Prover(ctx, second)
 	if err != nil {
-		return nil, fmt.Errorf("proof builder: %w", err)
+		return nil, err
 	}
-	proof, err := pb.ConsistencyProof(ctx, first, second)
-	if err != nil {
-		return nil, fmt.Errorf("consistency proof %d to %d: %w", first, second, err)
-	}
-	return proof, nil
+	return p.ConsistencyProof(ctx, first)
 }
 
 // ProofByHash returns the index and inclusion proof of the entry whose
