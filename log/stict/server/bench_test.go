@@ -87,7 +87,7 @@ func benchAddChain(b *testing.B, h *harness, inflight int) {
 
 // post posts body and returns the status and the response body.
 func post(url, contentType string, body []byte) (int, []byte, error) {
-	resp, err := http.Post(url, contentType, bytes.NewReader(body))
+	resp, err := storagetest.Client.Post(url, contentType, bytes.NewReader(body))
 	if err != nil {
 		return 0, nil, err
 	}

@@ -220,7 +220,7 @@ func post(url, contentType string, body []byte, header ...string) (int, []byte, 
 	if len(header) == 2 {
 		req.Header.Set(header[0], header[1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := storagetest.Client.Do(req)
 	if err != nil {
 		return 0, nil, err
 	}
