@@ -1,0 +1,177 @@
+package log
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vesperlog/vesperlog/log/problem"
+)
+
+// fakeClock is a clock the test moves.
+type fakeClock struct {
+	mu sync.Mutex // guards t
+	t  time.Time
+}
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func mustAdmit(t *testing.T, a *Admission, n int) func() {
+	t.Helper()
+	release, err := a.Admit(context.Background(), "vetting", n)
+	if err != nil {
+		t.Fatalf("Admit(%d) with %d in flight of %d: %v", n, a.InFlight(), a.Bound(), err)
+	}
+	return release
+}
+
+func mustShed(t *testing.T, a *Admission, n int) {
+	t.Helper()
+	release, err := a.Admit(context.Background(), "vetting", n)
+	if err == nil {
+		release()
+		t.Fatalf("Admit(%d) with %d in flight of %d: admitted; want shed", n, a.InFlight(), a.Bound())
+	}
+	var r *problem.Retry
+	if !errors.Is(err, problem.ErrOverloaded) || !errors.As(err, &r) || r.After != ShedRetryAfter {
+		t.Fatalf("Admit: %v; want ErrOverloaded in a Retry of %s", err, ShedRetryAfter)
+	}
+	if p := problem.For(err); p.Status != 503 || p.RetryAfter != 1 {
+		t.Fatalf("Admit's error is a %d with Retry-After %d; want 503 with 1", p.Status, p.RetryAfter)
+	}
+}
+
+// TestAdmissionBound: entries count, a batch by its entries; past the
+// bound requests are shed; released entries make room again, once each.
+func TestAdmissionBound(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(1e9, 0)}
+	a := newAdmission(10, time.Second, nil, clock.now)
+	r1 := mustAdmit(t, a, 6)
+	r2 := mustAdmit(t, a, 4)
+	mustShed(t, a, 1)
+	r1()
+	r1() // a second release frees nothing more
+	if got := a.InFlight(); got != 4 {
+		t.Fatalf("in flight after release: %d; want 4", got)
+	}
+	mustShed(t, a, 7)
+	r3 := mustAdmit(t, a, 6)
+	r2()
+	r3()
+	// A request over the whole bound passes alone, never beside others.
+	r4 := mustAdmit(t, a, 25)
+	mustShed(t, a, 1)
+	r4()
+	if got := a.InFlight(); got != 0 {
+		t.Fatalf("in flight at the end: %d; want 0", got)
+	}
+	// A nil Admission admits everything.
+	var none *Admission
+	release, err := none.Admit(context.Background(), "vetting", 1e6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release()
+	none.Observe(time.Hour, 1)
+}
+
+// TestAdmissionAdapts: a whole window in which every request queued past
+// QueueTarget cuts the bound; a window with a quick one does not; the
+// bound grows back while it is nearly reached without queueing, up to the
+// limit, and never goes below its floor.
+func TestAdmissionAdapts(t *testing.T) {
+	clock := &fakeClock{t: time.Unix(1e9, 0)}
+	a := newAdmission(100, time.Second, nil, clock.now)
+	slow, quick := 2*QueueTarget, QueueTarget/10
+
+	a.Observe(slow, 1)
+	a.Observe(quick, 1)
+	clock.add(time.Second)
+	if got := a.Bound(); got != 100 {
+		t.Fatalf("bound after a window with a quick request: %d; want 100", got)
+	}
+	want := 100
+	for range 30 {
+		a.Observe(slow, 1)
+		a.Observe(slow*time.Duration(8), 8) // a batch is judged per wave of checks
+		clock.add(time.Second)
+		want = max(5, want*4/5)
+		if got := a.Bound(); got != want {
+			t.Fatalf("bound after a window of queueing: %d; want %d", got, want)
+		}
+	}
+	if want != 5 {
+		t.Fatalf("bound floor: %d; want 5 (a twentieth of the limit)", want)
+	}
+	// At the cut bound, requests past it are shed.
+	releases := []func(){}
+	for range 5 {
+		releases = append(releases, mustAdmit(t, a, 1))
+	}
+	mustShed(t, a, 1)
+	// No queueing and the bound reached: it grows by a twentieth of the
+	// limit per window.
+	for _, want := range []int{10, 15} {
+		a.Observe(quick, 1)
+		clock.add(time.Second)
+		if got := a.Bound(); got != want {
+			t.Fatalf("bound after a quick window at the bound: %d; want %d", got, want)
+		}
+		for len(releases) < want {
+			releases = append(releases, mustAdmit(t, a, 1))
+		}
+	}
+	// The window that reached 15 grows it once more; idle windows (far
+	// below the bound) then leave it.
+	for _, r := range releases {
+		r()
+	}
+	for range 3 {
+		clock.add(time.Second)
+		if got := a.Bound(); got != 20 {
+			t.Fatalf("bound after idle windows: %d; want 20", got)
+		}
+	}
+}
+
+// TestAdmissionConcurrent: under -race, concurrent admits and releases
+// never let more than the bound in flight, and all of it is released.
+func TestAdmissionConcurrent(t *testing.T) {
+	a := NewAdmission(50, time.Second, nil)
+	var mu sync.Mutex // guards peak
+	peak := 0
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 500 {
+				release, err := a.Admit(context.Background(), "vetting", 3)
+				if err != nil {
+					continue
+				}
+				mu.Lock()
+				peak = max(peak, a.InFlight())
+				mu.Unlock()
+				a.Observe(time.Microsecond, 3)
+				release()
+			}
+		}()
+	}
+	wg.Wait()
+	if peak > 50 || peak == 0 || a.InFlight() != 0 {
+		t.Fatalf("peak in flight %d, %d left; want 1..50, 0", peak, a.InFlight())
+	}
+}
