@@ -49,6 +49,9 @@ type Config struct {
 	// Idempotency, if set, keeps the answers of submissions that carry an
 	// Idempotency-Key; without it the header is ignored.
 	Idempotency *idempotency.Store
+	// Admission, if set, bounds the entries in flight: submissions past
+	// it get 503 before they are checked. Nil admits everything.
+	Admission *vlog.Admission
 }
 
 // Service is the vetting log's write side. It is safe for concurrent use.
@@ -118,6 +121,9 @@ func (s *Service) Submit(ctx context.Context, statements []string) (_ []Result, 
 		}
 		errs[i] = err
 	})
+	// How long the checks took tells the admission control whether
+	// requests queue for CPU.
+	s.cfg.Admission.Observe(time.Since(start), len(statements))
 	for i, err := range errs {
 		if err != nil && len(statements) > 1 {
 			return nil, fmt.Errorf("statement %d: %w", i, err)
@@ -221,6 +227,7 @@ func (s *Service) record(ctx context.Context, start time.Time, names []string, r
 	if m == nil {
 		return
 	}
+	err = problem.ClientGone(ctx, err)
 	if err != nil {
 		if len(names) > MaxBatch {
 			names = names[:1] // a batch too large to read counts once
@@ -234,7 +241,7 @@ func (s *Service) record(ctx context.Context, start time.Time, names []string, r
 	for _, r := range results {
 		switch {
 		case r.Err != nil:
-			m.Submission(ctx, Name, problem.Class(r.Err), r.Agent)
+			m.Submission(ctx, Name, problem.Class(problem.ClientGone(ctx, r.Err)), r.Agent)
 			continue
 		case r.Duplicate:
 			m.Submission(ctx, Name, vlog.OutcomeDuplicate, r.Agent)
