@@ -31,7 +31,9 @@ func DefaultMaxInFlight(every time.Duration) int {
 // after CoDel: if in a whole QueueInterval no request got through its
 // checks in less than QueueTarget (per wave of statements checked in
 // parallel), requests are queueing for CPU, and the bound in effect is cut
-// by a fifth; while they are not, and the bound was nearly reached, it
+// by a fifth, down to a quarter of the limit (CPU taken by other processes
+// also looks like a queue; the floor keeps the server useful then); while
+// they are not, and the bound was nearly reached, it
 // grows back by a twentieth of the limit per interval. The interval is at
 // least a checkpoint interval: the receipts of a checkpoint's entries are
 // all signed at once, a burst that must not count as a standing queue.
@@ -102,7 +104,7 @@ func NewAdmission(limit int, every time.Duration, m *Metrics) *Admission {
 
 func newAdmission(limit int, interval time.Duration, m *Metrics, now func() time.Time) *Admission {
 	limit = max(1, limit)
-	return &Admission{limit: limit, floor: max(1, limit/20), interval: interval, metrics: m, now: now,
+	return &Admission{limit: limit, floor: max(1, limit/4), interval: interval, metrics: m, now: now,
 		bound: limit, winStart: now(), winMin: -1}
 }
 

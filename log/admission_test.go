@@ -107,23 +107,23 @@ func TestAdmissionAdapts(t *testing.T) {
 		a.Observe(slow, 1)
 		a.Observe(slow*time.Duration(8), 8) // a batch is judged per wave of checks
 		clock.add(time.Second)
-		want = max(5, want*4/5)
+		want = max(25, want*4/5)
 		if got := a.Bound(); got != want {
 			t.Fatalf("bound after a window of queueing: %d; want %d", got, want)
 		}
 	}
-	if want != 5 {
-		t.Fatalf("bound floor: %d; want 5 (a twentieth of the limit)", want)
+	if want != 25 {
+		t.Fatalf("bound floor: %d; want 25 (a quarter of the limit)", want)
 	}
 	// At the cut bound, requests past it are shed.
 	releases := []func(){}
-	for range 5 {
+	for range 25 {
 		releases = append(releases, mustAdmit(t, a, 1))
 	}
 	mustShed(t, a, 1)
 	// No queueing and the bound reached: it grows by a twentieth of the
 	// limit per window.
-	for _, want := range []int{10, 15} {
+	for _, want := range []int{30, 35} {
 		a.Observe(quick, 1)
 		clock.add(time.Second)
 		if got := a.Bound(); got != want {
@@ -133,15 +133,15 @@ func TestAdmissionAdapts(t *testing.T) {
 			releases = append(releases, mustAdmit(t, a, 1))
 		}
 	}
-	// The window that reached 15 grows it once more; idle windows (far
+	// The window that reached 35 grows it once more; idle windows (far
 	// below the bound) then leave it.
 	for _, r := range releases {
 		r()
 	}
 	for range 3 {
 		clock.add(time.Second)
-		if got := a.Bound(); got != 20 {
-			t.Fatalf("bound after idle windows: %d; want 20", got)
+		if got := a.Bound(); got != 40 {
+			t.Fatalf("bound after idle windows: %d; want 40", got)
 		}
 	}
 }
