@@ -66,7 +66,8 @@ func (s *Service) handleAddBatch(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, err)
 		return
 	}
-	release, err := s.admit(w, r, len(req.Statements))
+	// A batch over MaxBatch counts as MaxBatch: Submit refuses it (413).
+	release, err := s.admit(w, r, min(len(req.Statements), MaxBatch))
 	if err != nil {
 		return
 	}
@@ -114,7 +115,7 @@ func (s *Service) handleAddBatch(w http.ResponseWriter, r *http.Request) {
 func (s *Service) admit(w http.ResponseWriter, r *http.Request, n int) (func(), error) {
 	release, err := s.cfg.Admission.Admit(r.Context(), Name, n)
 	if err != nil {
-		for range min(n, MaxBatch) {
+		for range n {
 			s.cfg.Metrics.Submission(r.Context(), Name, problem.Class(err), "")
 		}
 		problem.WriteDetails(w, problem.For(err))
