@@ -69,6 +69,12 @@ const shedLogEvery = 10 * time.Second
 //
 // A nil *Admission admits everything.
 type Admission struct {
+	// cpu holds a token for each signature check or receipt running now
+	// (Do): at most GOMAXPROCS, so that the rest wait parked, in order,
+	// and new requests' goroutines reach Admit promptly instead of
+	// queueing behind them for the CPU.
+	cpu chan struct{}
+
 	limit    int
 	floor    int // the least the adaptive bound goes down to
 	interval time.Duration
@@ -104,7 +110,8 @@ func NewAdmission(limit int, every time.Duration, m *Metrics) *Admission {
 
 func newAdmission(limit int, interval time.Duration, m *Metrics, now func() time.Time) *Admission {
 	limit = max(1, limit)
-	return &Admission{limit: limit, floor: max(1, limit/4), interval: interval, metrics: m, now: now,
+	return &Admission{cpu: make(chan struct{}, runtime.GOMAXPROCS(0)),
+		limit: limit, floor: max(1, limit/4), interval: interval, metrics: m, now: now,
 		bound: limit, winStart: now(), winMin: -1}
 }
 
@@ -114,6 +121,19 @@ func (a *Admission) Bound() int {
 	defer a.mu.Unlock()
 	a.adapt(a.now())
 	return a.bound
+}
+
+// Do runs f, a piece of CPU-bound work of an admitted request (a
+// signature check, a receipt), once fewer than GOMAXPROCS such pieces run.
+// Pieces must not nest. A nil *Admission runs f at once.
+func (a *Admission) Do(f func()) {
+	if a == nil {
+		f()
+		return
+	}
+	a.cpu <- struct{}{}
+	defer func() { <-a.cpu }()
+	f()
 }
 
 // Observe reports that a request of n entries, admitted d ago, has had

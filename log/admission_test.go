@@ -3,6 +3,7 @@ package log
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -173,5 +174,41 @@ func TestAdmissionConcurrent(t *testing.T) {
 	wg.Wait()
 	if peak > 50 || peak == 0 || a.InFlight() != 0 {
 		t.Fatalf("peak in flight %d, %d left; want 1..50, 0", peak, a.InFlight())
+	}
+}
+
+// TestAdmissionDo: at most GOMAXPROCS pieces of work run at once; the
+// rest wait, and all run.
+func TestAdmissionDo(t *testing.T) {
+	a := NewAdmission(10, time.Second, nil)
+	var mu sync.Mutex // guards running, peak, ran
+	running, peak, ran := 0, 0, 0
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.Do(func() {
+				mu.Lock()
+				running++
+				peak = max(peak, running)
+				mu.Unlock()
+				time.Sleep(time.Millisecond)
+				mu.Lock()
+				running--
+				ran++
+				mu.Unlock()
+			})
+		}()
+	}
+	wg.Wait()
+	if procs := runtime.GOMAXPROCS(0); peak > procs || peak == 0 || ran != 50 {
+		t.Fatalf("peak %d at once (GOMAXPROCS %d), %d of 50 ran", peak, procs, ran)
+	}
+	var none *Admission
+	done := false
+	none.Do(func() { done = true })
+	if !done {
+		t.Fatal("a nil Admission did not run f")
 	}
 }

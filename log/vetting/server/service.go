@@ -109,7 +109,7 @@ func (s *Service) Submit(ctx context.Context, statements []string) (_ []Result, 
 	errs := make([]error, len(statements))
 	signers := make([]*vetting.Agent, len(statements))
 	// Signature checks dominate; spread them over the cores.
-	parallel(len(statements), func(i int) {
+	s.parallel(len(statements), func(i int) {
 		leaf, agent, err := s.check(agents, statements[i], now)
 		if agent != nil {
 			signers[i], names[i] = agent, agent.Name
@@ -185,10 +185,10 @@ func (s *Service) Submit(ctx context.Context, statements []string) (_ []Result, 
 	}
 	for i := range results {
 		if results[i].Err == nil {
-			results[i].Err = rb.prepare(ctx, i, results[i].Index, &subjects[i])
+			s.cfg.Admission.Do(func() { results[i].Err = rb.prepare(ctx, i, results[i].Index, &subjects[i]) })
 		}
 	}
-	parallel(len(results), func(i int) {
+	s.parallel(len(results), func(i int) {
 		if results[i].Err == nil {
 			results[i].Receipt, results[i].Err = rb.sign(i)
 		}
@@ -252,8 +252,9 @@ func (s *Service) record(ctx context.Context, start time.Time, names []string, r
 	}
 }
 
-// parallel runs f(0) … f(n-1) on as many goroutines as there are cores.
-func parallel(n int, f func(i int)) {
+// parallel runs f(0) … f(n-1) on as many goroutines as there are cores,
+// each call when the Admission lets it have a core (Do).
+func (s *Service) parallel(n int, f func(i int)) {
 	workers := min(n, runtime.GOMAXPROCS(0))
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -262,7 +263,7 @@ func parallel(n int, f func(i int)) {
 		go func() {
 			defer wg.Done()
 			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
-				f(i)
+				s.cfg.Admission.Do(func() { f(i) })
 			}
 		}()
 	}
