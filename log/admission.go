@@ -27,21 +27,6 @@ func DefaultMaxInFlight(every time.Duration) int {
 	return int(float64(EntriesPerCore*runtime.GOMAXPROCS(0)) * max(1, every.Seconds()))
 }
 
-// QueueTarget and QueueInterval drive the adaptive part of an Admission,
-// after CoDel: if in a whole QueueInterval no request got through its
-// checks in less than QueueTarget (per wave of statements checked in
-// parallel), requests are queueing for CPU, and the bound in effect is cut
-// by a fifth, down to a quarter of the limit (CPU taken by other processes
-// also looks like a queue; the floor keeps the server useful then); while
-// they are not, and the bound was nearly reached, it
-// grows back by a twentieth of the limit per interval. The interval is at
-// least a checkpoint interval: the receipts of a checkpoint's entries are
-// all signed at once, a burst that must not count as a standing queue.
-const (
-	QueueTarget   = 50 * time.Millisecond
-	QueueInterval = time.Second
-)
-
 // ShedRetryAfter is the Retry-After of a request shed by an Admission:
 // about the time the entries in flight take to be answered.
 const ShedRetryAfter = time.Second
@@ -55,10 +40,16 @@ const shedLogEvery = 10 * time.Second
 // once (ErrOverloaded, in a problem.Retry), before its body is parsed or its
 // signatures checked, so that shedding costs almost no CPU and the latency
 // of what is admitted stays bounded instead of growing for everyone while
-// requests queue for CPU. The bound in effect is the operator's limit, cut
-// down while checks queue for CPU (QueueTarget). Tessera's own pushback (4,096 entries not yet
+// requests queue for CPU. Tessera's own pushback (4,096 entries not yet
 // integrated) comes far later: the CPU of signature checks and receipts
-// runs out first.
+// runs out first. The CPU-bound pieces of admitted requests run through
+// Do, a core each at most, so that new requests are not stuck behind them.
+//
+// The bound is fixed: a bound cut while checks queue for CPU (CoDel-like)
+// was tried and measured worse (issue 15): CPU taken by other processes
+// looks like a queue too, and since an entry is in flight while it waits
+// for its checkpoint, a bound below rate × interval caps the rate while
+// the CPU idles.
 //
 // One Admission serves every log of a process, since they share its CPU.
 // Call pattern, per request of n entries:
@@ -75,23 +66,12 @@ type Admission struct {
 	// queueing behind them for the CPU.
 	cpu chan struct{}
 
-	limit    int
-	floor    int // the least the adaptive bound goes down to
-	interval time.Duration
-	metrics  *Metrics
-	now      func() time.Time
+	limit   int
+	metrics *Metrics
 
 	mu sync.Mutex // guards the fields below
 	// inFlight is the entries admitted and not yet released.
 	inFlight int
-	// bound is the bound in effect, between floor and limit, adapted at
-	// the end of each window (adapt).
-	bound int
-	// winStart is when the current window began; winMin is the least
-	// delay Observed in it (-1: none), peak the most entries in flight.
-	winStart time.Time
-	winMin   time.Duration
-	peak     int
 	// shed counts the requests refused since lastLog, when the last
 	// "shedding load" line was written.
 	shed    int
@@ -99,28 +79,20 @@ type Admission struct {
 }
 
 // NewAdmission returns an Admission that admits at most limit entries at
-// once (a request larger than the bound only when nothing else is in
-// flight), less while requests queue for CPU (QueueTarget), and counts the
-// requests it sheds in m (which may be nil).
-// The bound in effect adapts over windows of QueueInterval, or of the
-// checkpoint interval every if longer.
-func NewAdmission(limit int, every time.Duration, m *Metrics) *Admission {
-	return newAdmission(limit, max(QueueInterval, every), m, time.Now)
+// once (a request larger than limit only when nothing else is in flight),
+// and counts the requests it sheds in m (which may be nil).
+func NewAdmission(limit int, m *Metrics) *Admission {
+	return &Admission{cpu: make(chan struct{}, runtime.GOMAXPROCS(0)), limit: max(1, limit), metrics: m}
 }
 
-func newAdmission(limit int, interval time.Duration, m *Metrics, now func() time.Time) *Admission {
-	limit = max(1, limit)
-	return &Admission{cpu: make(chan struct{}, runtime.GOMAXPROCS(0)),
-		limit: limit, floor: max(1, limit/4), interval: interval, metrics: m, now: now,
-		bound: limit, winStart: now(), winMin: -1}
-}
+// Limit is the bound on entries in flight.
+func (a *Admission) Limit() int { return a.limit }
 
-// Bound is the bound on entries in flight in effect now.
-func (a *Admission) Bound() int {
+// InFlight is the number of entries admitted and not yet released.
+func (a *Admission) InFlight() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.adapt(a.now())
-	return a.bound
+	return a.inFlight
 }
 
 // Do runs f, a piece of CPU-bound work of an admitted request (a
@@ -136,49 +108,6 @@ func (a *Admission) Do(f func()) {
 	f()
 }
 
-// Observe reports that a request of n entries, admitted d ago, has had
-// its statements checked: d is then mostly time spent queueing for CPU.
-func (a *Admission) Observe(d time.Duration, n int) {
-	if a == nil {
-		return
-	}
-	// Statements are checked GOMAXPROCS at a time: a large batch takes
-	// longer without any queue.
-	d /= time.Duration(max(1, n/runtime.GOMAXPROCS(0)))
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.adapt(a.now())
-	if a.winMin < 0 || d < a.winMin {
-		a.winMin = d
-	}
-}
-
-// adapt ends the window if it is over: it cuts the bound if every request
-// in it queued longer than QueueTarget, and lets it grow back if none
-// did and the bound was nearly reached. Called with mu held.
-func (a *Admission) adapt(now time.Time) {
-	if now.Sub(a.winStart) < a.interval {
-		return
-	}
-	switch {
-	case a.winMin > QueueTarget:
-		a.bound = max(a.floor, a.bound*4/5)
-	case a.peak*10 >= a.bound*9:
-		a.bound = min(a.limit, a.bound+max(1, a.limit/20))
-	}
-	a.winStart, a.winMin, a.peak = now, -1, a.inFlight
-}
-
-// Limit is the bound on entries in flight.
-func (a *Admission) Limit() int { return a.limit }
-
-// InFlight is the number of entries admitted and not yet released.
-func (a *Admission) InFlight() int {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.inFlight
-}
-
 // Admit admits a request of n entries to log, or refuses it with
 // ErrOverloaded in a problem.Retry if admitting it would put more than the
 // limit in flight. The caller must call release once the request is
@@ -188,25 +117,21 @@ func (a *Admission) Admit(ctx context.Context, log string, n int) (release func(
 		return func() {}, nil
 	}
 	a.mu.Lock()
-	now := a.now()
-	a.adapt(now)
-	if a.inFlight > 0 && a.inFlight+n > a.bound {
+	if a.inFlight > 0 && a.inFlight+n > a.limit {
 		inFlight := a.inFlight
 		a.shed++
-		bound := a.bound
-		if now.Sub(a.lastLog) >= shedLogEvery {
+		if now := time.Now(); now.Sub(a.lastLog) >= shedLogEvery {
 			slog.Warn("shedding load: the server is at its bound on entries in flight; submissions get 503 with Retry-After",
-				"in_flight", inFlight, "bound", bound, "max_in_flight", a.limit, "shed_requests", a.shed)
+				"in_flight", inFlight, "max_in_flight", a.limit, "shed_requests", a.shed)
 			a.shed, a.lastLog = 0, now
 		}
 		a.mu.Unlock()
 		a.metrics.Shed(ctx, log)
 		return nil, &problem.Retry{After: ShedRetryAfter, Err: fmt.Errorf(
-			"%w: this server has %d entries in flight, at most %d now (-max-inflight %d, less while requests queue for CPU); this request of %d was refused before it was checked",
-			problem.ErrOverloaded, inFlight, bound, a.limit, n)}
+			"%w: this server has %d entries in flight, at most %d (-max-inflight); this request of %d was refused before it was checked",
+			problem.ErrOverloaded, inFlight, a.limit, n)}
 	}
 	a.inFlight += n
-	a.peak = max(a.peak, a.inFlight)
 	a.mu.Unlock()
 	var once sync.Once
 	return func() {

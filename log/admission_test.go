@@ -11,29 +11,11 @@ import (
 	"github.com/vesperlog/vesperlog/log/problem"
 )
 
-// fakeClock is a clock the test moves.
-type fakeClock struct {
-	mu sync.Mutex // guards t
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 func mustAdmit(t *testing.T, a *Admission, n int) func() {
 	t.Helper()
 	release, err := a.Admit(context.Background(), "vetting", n)
 	if err != nil {
-		t.Fatalf("Admit(%d) with %d in flight of %d: %v", n, a.InFlight(), a.Bound(), err)
+		t.Fatalf("Admit(%d) with %d in flight of %d: %v", n, a.InFlight(), a.Limit(), err)
 	}
 	return release
 }
@@ -43,7 +25,7 @@ func mustShed(t *testing.T, a *Admission, n int) {
 	release, err := a.Admit(context.Background(), "vetting", n)
 	if err == nil {
 		release()
-		t.Fatalf("Admit(%d) with %d in flight of %d: admitted; want shed", n, a.InFlight(), a.Bound())
+		t.Fatalf("Admit(%d) with %d in flight of %d: admitted; want shed", n, a.InFlight(), a.Limit())
 	}
 	var r *problem.Retry
 	if !errors.Is(err, problem.ErrOverloaded) || !errors.As(err, &r) || r.After != ShedRetryAfter {
@@ -57,8 +39,7 @@ func mustShed(t *testing.T, a *Admission, n int) {
 // TestAdmissionBound: entries count, a batch by its entries; past the
 // bound requests are shed; released entries make room again, once each.
 func TestAdmissionBound(t *testing.T) {
-	clock := &fakeClock{t: time.Unix(1e9, 0)}
-	a := newAdmission(10, time.Second, nil, clock.now)
+	a := NewAdmission(10, nil)
 	r1 := mustAdmit(t, a, 6)
 	r2 := mustAdmit(t, a, 4)
 	mustShed(t, a, 1)
@@ -85,72 +66,12 @@ func TestAdmissionBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	release()
-	none.Observe(time.Hour, 1)
-}
-
-// TestAdmissionAdapts: a whole window in which every request queued past
-// QueueTarget cuts the bound; a window with a quick one does not; the
-// bound grows back while it is nearly reached without queueing, up to the
-// limit, and never goes below its floor.
-func TestAdmissionAdapts(t *testing.T) {
-	clock := &fakeClock{t: time.Unix(1e9, 0)}
-	a := newAdmission(100, time.Second, nil, clock.now)
-	slow, quick := 2*QueueTarget, QueueTarget/10
-
-	a.Observe(slow, 1)
-	a.Observe(quick, 1)
-	clock.add(time.Second)
-	if got := a.Bound(); got != 100 {
-		t.Fatalf("bound after a window with a quick request: %d; want 100", got)
-	}
-	want := 100
-	for range 30 {
-		a.Observe(slow, 1)
-		a.Observe(slow*time.Duration(8), 8) // a batch is judged per wave of checks
-		clock.add(time.Second)
-		want = max(25, want*4/5)
-		if got := a.Bound(); got != want {
-			t.Fatalf("bound after a window of queueing: %d; want %d", got, want)
-		}
-	}
-	if want != 25 {
-		t.Fatalf("bound floor: %d; want 25 (a quarter of the limit)", want)
-	}
-	// At the cut bound, requests past it are shed.
-	releases := []func(){}
-	for range 25 {
-		releases = append(releases, mustAdmit(t, a, 1))
-	}
-	mustShed(t, a, 1)
-	// No queueing and the bound reached: it grows by a twentieth of the
-	// limit per window.
-	for _, want := range []int{30, 35} {
-		a.Observe(quick, 1)
-		clock.add(time.Second)
-		if got := a.Bound(); got != want {
-			t.Fatalf("bound after a quick window at the bound: %d; want %d", got, want)
-		}
-		for len(releases) < want {
-			releases = append(releases, mustAdmit(t, a, 1))
-		}
-	}
-	// The window that reached 35 grows it once more; idle windows (far
-	// below the bound) then leave it.
-	for _, r := range releases {
-		r()
-	}
-	for range 3 {
-		clock.add(time.Second)
-		if got := a.Bound(); got != 40 {
-			t.Fatalf("bound after idle windows: %d; want 40", got)
-		}
-	}
 }
 
 // TestAdmissionConcurrent: under -race, concurrent admits and releases
 // never let more than the bound in flight, and all of it is released.
 func TestAdmissionConcurrent(t *testing.T) {
-	a := NewAdmission(50, time.Second, nil)
+	a := NewAdmission(50, nil)
 	var mu sync.Mutex // guards peak
 	peak := 0
 	var wg sync.WaitGroup
@@ -166,7 +87,6 @@ func TestAdmissionConcurrent(t *testing.T) {
 				mu.Lock()
 				peak = max(peak, a.InFlight())
 				mu.Unlock()
-				a.Observe(time.Microsecond, 3)
 				release()
 			}
 		}()
@@ -180,7 +100,7 @@ func TestAdmissionConcurrent(t *testing.T) {
 // TestAdmissionDo: at most GOMAXPROCS pieces of work run at once; the
 // rest wait, and all run.
 func TestAdmissionDo(t *testing.T) {
-	a := NewAdmission(10, time.Second, nil)
+	a := NewAdmission(10, nil)
 	var mu sync.Mutex // guards running, peak, ran
 	running, peak, ran := 0, 0, 0
 	var wg sync.WaitGroup

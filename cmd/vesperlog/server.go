@@ -77,7 +77,7 @@ func newApp(ctx context.Context, cfg *config) (_ *app, err error) {
 		return nil, err
 	}
 	// One bound for both logs: they share the CPU it protects.
-	adm := vlog.NewAdmission(cfg.maxInFlight(), cfg.CheckpointInterval, lm)
+	adm := vlog.NewAdmission(cfg.maxInFlight(), lm)
 	pub, err := url.Parse(cfg.PublicURL)
 	if err != nil || pub.Host == "" {
 		return nil, fmt.Errorf("-public-url %q is not an absolute URL", cfg.PublicURL)

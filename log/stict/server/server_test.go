@@ -371,7 +371,7 @@ func TestRefusals(t *testing.T) {
 // before the chain is read, and log nothing; once freed, chains are
 // logged again.
 func TestAdmissionSheds(t *testing.T) {
-	adm := vlog.NewAdmission(2, time.Second, nil)
+	adm := vlog.NewAdmission(2, nil)
 	h := newHarnessAdmission(t, adm)
 	p := h.pki
 	h.add(p.Chain(p.TN), false)

@@ -97,11 +97,10 @@ func (s *Service) Add(ctx context.Context, chain [][]byte, precert bool) (*Added
 }
 
 func (s *Service) add(ctx context.Context, chain [][]byte, precert bool) (*Added, error) {
-	start, now := time.Now(), s.cfg.Now()
+	now := s.cfg.Now()
 	var v *stict.Validated
 	var err error
 	s.cfg.Admission.Do(func() { v, err = stict.ValidateChain(chain, s.cfg.Roots, now, precert) })
-	s.cfg.Admission.Observe(time.Since(start), 1)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", problem.ErrBadRequest, err)
 	}

@@ -23,7 +23,7 @@ import (
 // the body is even parsed, and nothing is logged; once the entries are
 // answered, submissions are taken again.
 func TestAdmissionSheds(t *testing.T) {
-	adm := vlog.NewAdmission(3, time.Second, nil)
+	adm := vlog.NewAdmission(3, nil)
 	h := newHarnessAdmission(t, nil, adm)
 	h.add(h.statement(h.es, 1, "", h.now))
 	if n := adm.InFlight(); n != 0 {
@@ -115,7 +115,7 @@ func TestClientGone(t *testing.T) {
 	old := slog.Default()
 	slog.SetDefault(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	t.Cleanup(func() { slog.SetDefault(old) })
-	adm := vlog.NewAdmission(1000, time.Second, nil)
+	adm := vlog.NewAdmission(1000, nil)
 	h := newHarnessAdmission(t, func(as tessera.Antispam) tessera.Antispam { return stalling{as} }, adm)
 
 	stmts := make([]string, 20)

@@ -121,9 +121,6 @@ func (s *Service) Submit(ctx context.Context, statements []string) (_ []Result, 
 		}
 		errs[i] = err
 	})
-	// How long the checks took tells the admission control whether
-	// requests queue for CPU.
-	s.cfg.Admission.Observe(time.Since(start), len(statements))
 	for i, err := range errs {
 		if err != nil && len(statements) > 1 {
 			return nil, fmt.Errorf("statement %d: %w", i, err)
