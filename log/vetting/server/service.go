@@ -182,7 +182,9 @@ func (s *Service) Submit(ctx context.Context, statements []string) (_ []Result, 
 	}
 	for i := range results {
 		if results[i].Err == nil {
-			s.cfg.Admission.Do(func() { results[i].Err = rb.prepare(ctx, i, results[i].Index, &subjects[i]) })
+			// Not through Do: it reads tiles, and a core token held
+			// across I/O would idle that core.
+			results[i].Err = rb.prepare(ctx, i, results[i].Index, &subjects[i])
 		}
 	}
 	s.parallel(len(results), func(i int) {
