@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/vesperlog/vesperlog/log/problem"
@@ -62,6 +63,10 @@ func do(ctx context.Context, hc *http.Client, method, url, contentType string, b
 		mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 		if mt != "application/problem+json" || json.Unmarshal(b, &e.Problem) != nil {
 			e.Problem = problem.Details{Title: http.StatusText(resp.StatusCode), Detail: strings.TrimSpace(string(b))}
+		}
+		// Seconds only; an HTTP date is left at 0.
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+			e.Problem.RetryAfter = s
 		}
 		return e
 	}

@@ -30,6 +30,7 @@ var latencyBuckets = []float64{0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120}
 type Metrics struct {
 	submissions    metric.Int64Counter
 	receiptLatency metric.Float64Histogram
+	shed           metric.Int64Counter
 	cosignatures   metric.Int64Counter
 	cosignLatency  metric.Float64Histogram
 }
@@ -46,6 +47,11 @@ func NewMetrics(m metric.Meter) (*Metrics, error) {
 	if x.receiptLatency, err = m.Float64Histogram("vesperlog.receipt.latency",
 		metric.WithDescription("Time from a submission's arrival to its receipt (or SCT), by log"),
 		metric.WithUnit("s"), metric.WithExplicitBucketBoundaries(latencyBuckets...)); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	if x.shed, err = m.Int64Counter("vesperlog.admission.shed",
+		metric.WithDescription("Submission requests refused with 503 before they were checked, because the server had its bound of entries in flight (-max-inflight), by log"),
+		metric.WithUnit("{request}")); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	if x.cosignatures, err = m.Int64Counter("vesperlog.witness.requests",
@@ -78,6 +84,14 @@ func (m *Metrics) ReceiptLatency(ctx context.Context, log string, d time.Duratio
 		return
 	}
 	m.receiptLatency.Record(ctx, d.Seconds(), metric.WithAttributes(attribute.String("log", log)))
+}
+
+// Shed counts one submission request to log refused by an Admission.
+func (m *Metrics) Shed(ctx context.Context, log string) {
+	if m == nil {
+		return
+	}
+	m.shed.Add(ctx, 1, metric.WithAttributes(attribute.String("log", log)))
 }
 
 func (m *Metrics) witnessAnswer(log, witness, result string, d time.Duration) {

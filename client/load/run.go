@@ -50,6 +50,10 @@ type Report struct {
 	// only, is to the index's answer.
 	Latency    Latency  `json:"latency"`
 	AddLatency *Latency `json:"add_latency,omitempty"`
+	// RefusedLatency times the 503 answers (vetting), of which
+	// RefusedWithoutRetryAfter had no Retry-After.
+	RefusedLatency           *Latency `json:"refused_latency,omitempty"`
+	RefusedWithoutRetryAfter int      `json:"refused_without_retry_after,omitempty"`
 	// Uncovered (raw) is entries no checkpoint covered within the wait.
 	Uncovered int `json:"uncovered,omitempty"`
 	// Statuses counts entries by answer: "200", "503 <problem type or
@@ -155,6 +159,11 @@ func Run(ctx context.Context, c Config, agents []Agent, pool int, progress io.Wr
 	} else {
 		vs.mu.Lock()
 		r.Latency = summarize(&vs.hist)
+		if vs.refused.Count() > 0 {
+			r.RefusedLatency = new(Latency)
+			*r.RefusedLatency = summarize(&vs.refused)
+			r.RefusedWithoutRetryAfter = vs.noRetryAfter
+		}
 		sampled := vs.sampled
 		vs.mu.Unlock()
 		if c.Verify > 0 {
@@ -200,6 +209,9 @@ func (r *Report) WriteSummary(w io.Writer) {
 	fmt.Fprintf(w, "latency to the %s: p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms (%d)\n", to, l.P50, l.P90, l.P99, l.Max, l.Count)
 	if a := r.AddLatency; a != nil {
 		fmt.Fprintf(w, "latency to the index: p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms; uncovered %d\n", a.P50, a.P90, a.P99, a.Max, r.Uncovered)
+	}
+	if a := r.RefusedLatency; a != nil {
+		fmt.Fprintf(w, "latency of the 503s: p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms (%d, %d without Retry-After)\n", a.P50, a.P90, a.P99, a.Max, a.Count, r.RefusedWithoutRetryAfter)
 	}
 	keys := make([]string, 0, len(r.Statuses))
 	for k := range r.Statuses {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -61,9 +62,13 @@ type vettingSender struct {
 	statements []string
 	verify     float64
 
-	mu      sync.Mutex // guards hist and sampled
+	mu      sync.Mutex // guards hist, sampled, refused and noRetryAfter
 	hist    Histogram
 	sampled []sample
+	// refused times the 503 answers; noRetryAfter counts those without
+	// a Retry-After.
+	refused      Histogram
+	noRetryAfter int
 }
 
 // sample is a receipt kept for verification, with the statement it answers.
@@ -91,6 +96,14 @@ func (s *vettingSender) send(ctx context.Context, i int, start time.Time) []outc
 	if err != nil {
 		var ae *client.APIError
 		if errors.As(err, &ae) {
+			if ae.Status == http.StatusServiceUnavailable {
+				s.mu.Lock()
+				s.refused.Record(took)
+				if ae.Problem.RetryAfter == 0 {
+					s.noRetryAfter++
+				}
+				s.mu.Unlock()
+			}
 			return []outcome{{status: statusOf(ae.Status, ae.Problem.Type, ae.Problem.Title), entries: len(sts)}}
 		}
 		return []outcome{{status: "no answer: " + errClass(err), entries: len(sts)}}

@@ -16,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/vesperlog/vesperlog/cmd/internal/cli"
+	vlog "github.com/vesperlog/vesperlog/log"
 	"github.com/vesperlog/vesperlog/log/state"
 	"github.com/vesperlog/vesperlog/log/stict"
 	"github.com/vesperlog/vesperlog/storage"
@@ -44,6 +45,7 @@ type config struct {
 	WitnessPolicy      string        `yaml:"witness-policy"`
 	WitnessFailOpen    bool          `yaml:"witness-fail-open"`
 	PublishTimeout     time.Duration `yaml:"publish-timeout"`
+	MaxInFlight        int           `yaml:"max-inflight"`
 	STICTRoots         string        `yaml:"stict-roots"`
 	STICTOrigin        string        `yaml:"stict-origin"`
 	STICTKey           string        `yaml:"stict-key"`
@@ -91,6 +93,7 @@ func (c *config) flags(fs *flag.FlagSet) *string {
 	fs.StringVar(&c.WitnessPolicy, "witness-policy", "", "C2SP tlog-policy of the witnesses that must cosign each checkpoint (with URLs)")
 	fs.BoolVar(&c.WitnessFailOpen, "witness-fail-open", false, "publish checkpoints without the quorum when witnesses fail (not recommended)")
 	fs.DurationVar(&c.PublishTimeout, "publish-timeout", 30*time.Second, "how long a submission waits for a checkpoint covering it")
+	fs.IntVar(&c.MaxInFlight, "max-inflight", 0, fmt.Sprintf("most submitted entries in flight (admitted, not yet answered) in both logs; past it submissions get 503 with Retry-After before they are checked (0: %d per core per second of -checkpoint-interval, at least 1s)", vlog.EntriesPerCore))
 	fs.StringVar(&c.STICTRoots, "stict-roots", "", "PEM file of the STI roots the STI-CT log accepts chains to (the STI-CT log runs only if set)")
 	fs.StringVar(&c.STICTOrigin, "stict-origin", "", "origin of the STI-CT log (default <public host>/stict, or the existing log's)")
 	fs.StringVar(&c.STICTKey, "stict-key", "", "STI-CT log key (SCTs and checkpoints), a private P-256 JWK (default <data>/keys/stict-p256.jwk)")
@@ -141,6 +144,10 @@ func (c *config) applyFile(path string, fs *flag.FlagSet) error {
 			if v := src.(time.Duration); v != 0 {
 				*d = v
 			}
+		case *int:
+			if v := src.(int); v != 0 {
+				*d = v
+			}
 		}
 	}
 	set("addr", &c.Addr, fromFile.Addr)
@@ -160,6 +167,7 @@ func (c *config) applyFile(path string, fs *flag.FlagSet) error {
 	set("iat-window", &c.IssuedAtWindow, fromFile.IssuedAtWindow)
 	set("witness-policy", &c.WitnessPolicy, fromFile.WitnessPolicy)
 	set("publish-timeout", &c.PublishTimeout, fromFile.PublishTimeout)
+	set("max-inflight", &c.MaxInFlight, fromFile.MaxInFlight)
 	set("stict-roots", &c.STICTRoots, fromFile.STICTRoots)
 	set("stict-origin", &c.STICTOrigin, fromFile.STICTOrigin)
 	set("stict-key", &c.STICTKey, fromFile.STICTKey)
@@ -216,10 +224,22 @@ func (c *config) complete() error {
 	if c.IssuedAtWindow <= 0 {
 		return fmt.Errorf("-iat-window must be positive")
 	}
+	if c.MaxInFlight < 0 {
+		return fmt.Errorf("-max-inflight must be 0 (the default) or positive")
+	}
 	if _, err := newLogHandler(io.Discard, c.LogFormat, c.LogLevel); err != nil {
 		return err
 	}
 	return checkPprofAddr(c.Pprof)
+}
+
+// maxInFlight is -max-inflight, or its default for this machine and
+// checkpoint interval.
+func (c *config) maxInFlight() int {
+	if c.MaxInFlight > 0 {
+		return c.MaxInFlight
+	}
+	return vlog.DefaultMaxInFlight(c.CheckpointInterval)
 }
 
 // minCheckpointInterval is each Tessera driver's.

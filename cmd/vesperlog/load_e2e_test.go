@@ -48,8 +48,14 @@ type loadReport struct {
 	AddLatency *struct {
 		Count uint64 `json:"count"`
 	} `json:"add_latency"`
-	ServerCPUSeconds float64 `json:"server_cpu_seconds"`
-	ServerRSSBytes   uint64  `json:"server_rss_bytes"`
+	RefusedLatency *struct {
+		Count uint64  `json:"count"`
+		P50   float64 `json:"p50_ms"`
+		P99   float64 `json:"p99_ms"`
+	} `json:"refused_latency"`
+	RefusedWithoutRetryAfter int     `json:"refused_without_retry_after"`
+	ServerCPUSeconds         float64 `json:"server_cpu_seconds"`
+	ServerRSSBytes           uint64  `json:"server_rss_bytes"`
 }
 
 // runLoad runs vesperload -json with args and decodes its report; it fails

@@ -76,6 +76,8 @@ func newApp(ctx context.Context, cfg *config) (_ *app, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// One bound for both logs: they share the CPU it protects.
+	adm := vlog.NewAdmission(cfg.maxInFlight(), lm)
 	pub, err := url.Parse(cfg.PublicURL)
 	if err != nil || pub.Host == "" {
 		return nil, fmt.Errorf("-public-url %q is not an absolute URL", cfg.PublicURL)
@@ -161,6 +163,7 @@ func newApp(ctx context.Context, cfg *config) (_ *app, err error) {
 		PublishTimeout:     cfg.PublishTimeout,
 		Policy:             vw.policy,
 		Metrics:            lm,
+		Admission:          adm,
 	})
 	if err != nil {
 		return nil, err
@@ -183,7 +186,7 @@ func newApp(ctx context.Context, cfg *config) (_ *app, err error) {
 	prefixes := map[string]string{vettingPrefix: "vetting"}
 	witnesses.Observe(lm, l.Origin(), "vetting", vw.policy)
 	if sk != nil {
-		if sl, err = openSTICT(ctx, cfg, be, sk, sw, witnesses, rs, lm); err != nil {
+		if sl, err = openSTICT(ctx, cfg, be, sk, sw, witnesses, rs, lm, adm); err != nil {
 			return nil, err
 		}
 		logs["stict"] = sl.log

@@ -143,7 +143,7 @@ func checkpointOrigin(path string) (string, error) {
 }
 
 // openSTICT starts the STI-CT log.
-func openSTICT(ctx context.Context, cfg *config, be storage.Backend, k *stictKeys, w witnessing, rec *vlog.WitnessRecorder, rs *receipts.Signer, m *vlog.Metrics) (*stictLog, error) {
+func openSTICT(ctx context.Context, cfg *config, be storage.Backend, k *stictKeys, w witnessing, rec *vlog.WitnessRecorder, rs *receipts.Signer, m *vlog.Metrics, adm *vlog.Admission) (*stictLog, error) {
 	pemBytes, err := os.ReadFile(cfg.STICTRoots)
 	if err != nil {
 		return nil, fmt.Errorf("-stict-roots: %w", err)
@@ -165,6 +165,7 @@ func openSTICT(ctx context.Context, cfg *config, be storage.Backend, k *stictKey
 		PublishTimeout:     cfg.PublishTimeout,
 		Policy:             w.policy,
 		Metrics:            m,
+		Admission:          adm,
 	})
 	if err != nil {
 		return nil, err

@@ -51,7 +51,26 @@ var (
 	// ErrUnwitnessed means the log has no checkpoint its witnesses cosigned
 	// that covers what was asked for, yet: answer 503 with Retry-After.
 	ErrUnwitnessed = errors.New("not yet cosigned by the witnesses")
+	// ErrClientGone means the client cancelled the request or closed its
+	// connection before the answer: not the server's failure, and no one
+	// reads the answer. ClientGone makes it from the request's context.
+	ErrClientGone = errors.New("client went away")
 )
+
+// StatusClientGone is the status logged (and written, to no one) for a
+// request whose client went away: nginx's 499, which no RFC assigns.
+const StatusClientGone = 499
+
+// ClientGone returns err as ErrClientGone if ctx (the request's) has ended
+// and err is that end (context.Canceled or DeadlineExceeded); otherwise
+// err. The cause of ctx's end stays in the message.
+func ClientGone(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() == nil || errors.Is(err, ErrClientGone) ||
+		!(errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		return err
+	}
+	return fmt.Errorf("%w before the answer (%v): %w", ErrClientGone, context.Cause(ctx), err)
+}
 
 // Retry is an error the client should retry after After, which its
 // problem sends as its Retry-After (a 503 or 429 without one sends the
@@ -87,6 +106,7 @@ var problems = []struct {
 	{ErrOverloaded, http.StatusServiceUnavailable, "overloaded", "The log is overloaded; retry later"},
 	{ErrUnavailable, http.StatusServiceUnavailable, "unavailable", "This server cannot answer now; retry later, or at another front end"},
 	{ErrUnwitnessed, http.StatusServiceUnavailable, "unwitnessed", "The log's witnesses have not cosigned a checkpoint covering this yet; retry later"},
+	{ErrClientGone, StatusClientGone, "client_gone", "The client went away before the answer"},
 }
 
 // ClassInternal is Class's name for an error of no class.
@@ -158,8 +178,10 @@ func For(err error) Details {
 }
 
 // Write answers a request with the problem err belongs to, and logs the
-// failure (Log).
+// failure (Log). An error that is the end of the request's context is
+// ErrClientGone (ClientGone): logged at info, not as a server error.
 func Write(w http.ResponseWriter, r *http.Request, err error) {
+	err = ClientGone(r.Context(), err)
 	p := For(err)
 	if p.Status == http.StatusInternalServerError || noSpace(err) {
 		// The detail is not sent; the log line is where it is kept.

@@ -1,6 +1,7 @@
 package problem
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -97,5 +98,46 @@ func TestStorageFull(t *testing.T) {
 	}
 	if p := For(errors.New("disk quota fine")); p.Status != 500 {
 		t.Errorf("an unrelated error: %+v", p)
+	}
+}
+
+// TestClientGone: the end of the request's own context is ErrClientGone
+// (499, not a 500), with its cause; other errors, and a context error
+// while the request goes on (a publish timeout), are left as they are.
+func TestClientGone(t *testing.T) {
+	live := context.Background()
+	gone, cancel := context.WithCancelCause(context.Background())
+	cancel(errors.New("client closed the connection"))
+	other := errors.New("disk on fire")
+	for _, c := range []struct {
+		name   string
+		ctx    context.Context
+		err    error
+		status int
+	}{
+		{"request cancelled", gone, fmt.Errorf("adding: %w", context.Canceled), StatusClientGone},
+		{"request cancelled, timeout error", gone, context.DeadlineExceeded, StatusClientGone},
+		{"request live, publish timeout", live, context.DeadlineExceeded, 500},
+		{"request cancelled, other error", gone, other, 500},
+		{"no error", gone, nil, 0},
+	} {
+		err := ClientGone(c.ctx, c.err)
+		if c.err == nil {
+			if err != nil {
+				t.Errorf("%s: %v; want nil", c.name, err)
+			}
+			continue
+		}
+		if p := For(err); p.Status != c.status {
+			t.Errorf("%s: status %d; want %d", c.name, p.Status, c.status)
+		}
+		if c.status == StatusClientGone {
+			if Class(err) != "client_gone" || !strings.Contains(err.Error(), "client closed the connection") {
+				t.Errorf("%s: class %s, %q; want client_gone with the cause", c.name, Class(err), err)
+			}
+			if again := ClientGone(c.ctx, err); again != err {
+				t.Errorf("%s: ClientGone wrapped twice: %q", c.name, again)
+			}
+		}
 	}
 }

@@ -53,6 +53,15 @@ func (s *Service) handleV1(mux *http.ServeMux, v1 string) {
 
 func (s *Service) handleAdd(precert bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		// Refused before the chain is read or verified; not logged per
+		// request (Admission logs a summary).
+		release, err := s.cfg.Admission.Admit(r.Context(), Name, 1)
+		if err != nil {
+			s.cfg.Metrics.Submission(r.Context(), Name, problem.Class(err), "")
+			problem.WriteDetails(w, problem.For(err))
+			return
+		}
+		defer release()
 		var req ct.AddChainRequest
 		body, err := problem.ReadBody(w, r, "application/json", maxChainBody)
 		if err == nil {

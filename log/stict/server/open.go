@@ -35,8 +35,9 @@ type OpenConfig struct {
 	// PublishTimeout and Policy are Config's.
 	PublishTimeout time.Duration
 	Policy         *policy.Policy
-	// Metrics is Config's.
-	Metrics *vlog.Metrics
+	// Metrics and Admission are Config's.
+	Metrics   *vlog.Metrics
+	Admission *vlog.Admission
 }
 
 // Name is the STI-CT log's name in its storage backend.
@@ -81,6 +82,7 @@ func Open(ctx context.Context, c OpenConfig) (*Service, error) {
 		PublishTimeout: c.PublishTimeout,
 		Policy:         c.Policy,
 		Metrics:        c.Metrics,
+		Admission:      c.Admission,
 	}), nil
 }
 

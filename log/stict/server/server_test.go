@@ -25,6 +25,7 @@ import (
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 
+	vlog "github.com/vesperlog/vesperlog/log"
 	"github.com/vesperlog/vesperlog/log/stict"
 	"github.com/vesperlog/vesperlog/log/stict/stitest"
 	"github.com/vesperlog/vesperlog/receipts"
@@ -42,6 +43,12 @@ type harness struct {
 }
 
 func newHarness(t testing.TB) *harness {
+	t.Helper()
+	return newHarnessAdmission(t, nil)
+}
+
+// newHarnessAdmission is newHarness with the service's Admission set.
+func newHarnessAdmission(t testing.TB, adm *vlog.Admission) *harness {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -69,7 +76,7 @@ func newHarness(t testing.TB) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = be.Close() })
-	s, err := Open(ctx, OpenConfig{Storage: be, Signer: signer, Roots: roots, Receipts: rs, CheckpointInterval: 100 * time.Millisecond})
+	s, err := Open(ctx, OpenConfig{Storage: be, Signer: signer, Roots: roots, Receipts: rs, CheckpointInterval: 100 * time.Millisecond, Admission: adm})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,5 +363,43 @@ func TestRefusals(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // a checkpoint interval or more
 	if after := h.sth(); after.TreeSize != before.TreeSize || after.SHA256RootHash != before.SHA256RootHash {
 		t.Fatalf("refused submissions changed the log: %d entries, was %d", after.TreeSize, before.TreeSize)
+	}
+}
+
+// TestAdmissionSheds: with the server's bound of entries in flight taken,
+// add-chain and add-pre-chain get 503 problem+json with Retry-After
+// before the chain is read, and log nothing; once freed, chains are
+// logged again.
+func TestAdmissionSheds(t *testing.T) {
+	adm := vlog.NewAdmission(2, nil)
+	h := newHarnessAdmission(t, adm)
+	p := h.pki
+	h.add(p.Chain(p.TN), false)
+	hold, err := adm.Admit(context.Background(), "other", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(ct.AddChainRequest{Chain: p.Chain(p.TN)})
+	for _, path := range []string{"/v1/add-chain", "/v1/add-pre-chain"} {
+		req, _ := http.NewRequest("POST", h.url+path, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "1" || resp.Header.Get("Content-Type") != "application/problem+json" {
+			t.Fatalf("%s at the bound: %d %v %s; want 503 problem+json with Retry-After 1", path, resp.StatusCode, resp.Header, b)
+		}
+	}
+	hold()
+	h.add(p.Chain(p.TN), false)
+	time.Sleep(150 * time.Millisecond) // a checkpoint interval
+	if size := h.sth().TreeSize; size != 1 {
+		t.Fatalf("tree size %d; want 1 (one chain, logged once)", size)
+	}
+	if n := adm.InFlight(); n != 0 {
+		t.Fatalf("%d entries in flight after the answers; want 0", n)
 	}
 }

@@ -47,6 +47,9 @@ type Config struct {
 	Policy *policy.Policy
 	// Metrics, if set, counts submissions and times SCTs.
 	Metrics *vlog.Metrics
+	// Admission, if set, bounds the entries in flight: submissions past
+	// it get 503 before they are checked. Nil admits everything.
+	Admission *vlog.Admission
 }
 
 // Service is the STI-CT log's API. It is safe for concurrent use.
@@ -94,7 +97,9 @@ func (s *Service) Add(ctx context.Context, chain [][]byte, precert bool) (*Added
 
 func (s *Service) add(ctx context.Context, chain [][]byte, precert bool) (*Added, error) {
 	now := s.cfg.Now()
-	v, err := stict.ValidateChain(chain, s.cfg.Roots, now, precert)
+	var v *stict.Validated
+	var err error
+	s.cfg.Admission.Do(func() { v, err = stict.ValidateChain(chain, s.cfg.Roots, now, precert) })
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", problem.ErrBadRequest, err)
 	}

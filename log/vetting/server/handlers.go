@@ -34,6 +34,11 @@ func (s *Service) Handle(mux *http.ServeMux, prefix string) {
 }
 
 func (s *Service) handleAdd(w http.ResponseWriter, r *http.Request) {
+	release, err := s.admit(w, r, 1)
+	if err != nil {
+		return
+	}
+	defer release()
 	body, err := problem.ReadBody(w, r, "application/jose", maxAddBody)
 	if err != nil {
 		s.cfg.Metrics.Submission(r.Context(), Name, problem.Class(err), "")
@@ -61,9 +66,21 @@ func (s *Service) handleAddBatch(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, err)
 		return
 	}
+	// A batch over MaxBatch counts as MaxBatch: Submit refuses it (413).
+	release, err := s.admit(w, r, min(len(req.Statements), MaxBatch))
+	if err != nil {
+		return
+	}
+	defer release()
 	res, err := s.Submit(r.Context(), req.Statements)
 	if err != nil {
 		problem.Write(w, r, err)
+		return
+	}
+	if r.Context().Err() != nil {
+		// The client went away: one line for the request, not one per
+		// entry, and no answer anyone reads.
+		problem.Write(w, r, r.Context().Err())
 		return
 	}
 	out := vetting.BatchResponse{Entries: make([]vetting.AddResponse, len(res))}
@@ -89,6 +106,21 @@ func (s *Service) handleAddBatch(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", problem.RetryAfter)
 	}
 	problem.WriteJSON(w, out)
+}
+
+// admit admits a request of n entries, or answers it 503 with
+// Retry-After, counting each entry as overloaded, and returns the error.
+// The refusal is not logged per request: Admission logs a summary and
+// counts it, and logging every one would spend the CPU shedding saves.
+func (s *Service) admit(w http.ResponseWriter, r *http.Request, n int) (func(), error) {
+	release, err := s.cfg.Admission.Admit(r.Context(), Name, n)
+	if err != nil {
+		for range n {
+			s.cfg.Metrics.Submission(r.Context(), Name, problem.Class(err), "")
+		}
+		problem.WriteDetails(w, problem.For(err))
+	}
+	return release, err
 }
 
 func sameStatus(entries []vetting.AddResponse) bool {

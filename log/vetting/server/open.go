@@ -40,8 +40,9 @@ type OpenConfig struct {
 	IssuedAtWindow time.Duration
 	PublishTimeout time.Duration
 	Policy         *policy.Policy
-	// Metrics is Config's.
-	Metrics *vlog.Metrics
+	// Metrics and Admission are Config's.
+	Metrics   *vlog.Metrics
+	Admission *vlog.Admission
 }
 
 // Open starts the vetting log stored in c.Storage as Name: its tiles, its
@@ -82,6 +83,7 @@ func Open(ctx context.Context, c OpenConfig) (*Service, error) {
 		PublishTimeout: c.PublishTimeout,
 		Policy:         c.Policy,
 		Metrics:        c.Metrics,
+		Admission:      c.Admission,
 		Idempotency:    idem,
 	})
 	s.stopSweep = idem.SweepEvery(ctx, idempotency.DefaultSweepEvery)

@@ -57,6 +57,12 @@ func newHarness(t testing.TB) *harness { return newHarnessWith(t, nil) }
 // newHarnessWith starts a vetting log whose antispam store is wrapped by wrap, if set.
 func newHarnessWith(t testing.TB, wrap func(tessera.Antispam) tessera.Antispam) *harness {
 	t.Helper()
+	return newHarnessAdmission(t, wrap, nil)
+}
+
+// newHarnessAdmission is newHarnessWith with the service's Admission set.
+func newHarnessAdmission(t testing.TB, wrap func(tessera.Antispam) tessera.Antispam, adm *vlog.Admission) *harness {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	skey, vkey, err := note.GenerateKey(rand.Reader, "example.test/vetting")
@@ -113,7 +119,7 @@ func newHarnessWith(t testing.TB, wrap func(tessera.Antispam) tessera.Antispam) 
 		t.Fatal(err)
 	}
 	svc := New(Config{Log: l, Agents: func() *vetting.Agents { return agents }, Receipts: rs, Now: func() time.Time { return h.now },
-		Idempotency: idempotency.New(idempotency.Config{State: be.State()}), Policy: p})
+		Idempotency: idempotency.New(idempotency.Config{State: be.State()}), Policy: p, Admission: adm})
 	mux := http.NewServeMux()
 	svc.Handle(mux, "/vetting")
 	srv := httptest.NewServer(mux)

@@ -49,6 +49,9 @@ type Config struct {
 	// Idempotency, if set, keeps the answers of submissions that carry an
 	// Idempotency-Key; without it the header is ignored.
 	Idempotency *idempotency.Store
+	// Admission, if set, bounds the entries in flight: submissions past
+	// it get 503 before they are checked. Nil admits everything.
+	Admission *vlog.Admission
 }
 
 // Service is the vetting log's write side. It is safe for concurrent use.
@@ -106,7 +109,7 @@ func (s *Service) Submit(ctx context.Context, statements []string) (_ []Result, 
 	errs := make([]error, len(statements))
 	signers := make([]*vetting.Agent, len(statements))
 	// Signature checks dominate; spread them over the cores.
-	parallel(len(statements), func(i int) {
+	s.parallel(len(statements), func(i int) {
 		leaf, agent, err := s.check(agents, statements[i], now)
 		if agent != nil {
 			signers[i], names[i] = agent, agent.Name
@@ -183,10 +186,12 @@ func (s *Service) Submit(ctx context.Context, statements []string) (_ []Result, 
 	}
 	for i := range results {
 		if results[i].Err == nil {
+			// Not through Do: it reads tiles, and a core token held
+			// across I/O would idle that core.
 			results[i].Err = rb.prepare(ctx, i, results[i].Index, &subjects[i])
 		}
 	}
-	parallel(len(results), func(i int) {
+	s.parallel(len(results), func(i int) {
 		if results[i].Err == nil {
 			results[i].Receipt, results[i].Err = rb.sign(i)
 		}
@@ -225,6 +230,7 @@ func (s *Service) record(ctx context.Context, start time.Time, names []string, r
 	if m == nil {
 		return
 	}
+	err = problem.ClientGone(ctx, err)
 	if err != nil {
 		if len(names) > MaxBatch {
 			names = names[:1] // a batch too large to read counts once
@@ -238,7 +244,7 @@ func (s *Service) record(ctx context.Context, start time.Time, names []string, r
 	for _, r := range results {
 		switch {
 		case r.Err != nil:
-			m.Submission(ctx, Name, problem.Class(r.Err), r.Agent)
+			m.Submission(ctx, Name, problem.Class(problem.ClientGone(ctx, r.Err)), r.Agent)
 			continue
 		case r.Duplicate:
 			m.Submission(ctx, Name, vlog.OutcomeDuplicate, r.Agent)
@@ -249,8 +255,9 @@ func (s *Service) record(ctx context.Context, start time.Time, names []string, r
 	}
 }
 
-// parallel runs f(0) … f(n-1) on as many goroutines as there are cores.
-func parallel(n int, f func(i int)) {
+// parallel runs f(0) … f(n-1) on as many goroutines as there are cores,
+// each call when the Admission lets it have a core (Do).
+func (s *Service) parallel(n int, f func(i int)) {
 	workers := min(n, runtime.GOMAXPROCS(0))
 	if workers <= 1 {
 		// Inline: a new goroutine would grow a fresh stack for the
@@ -268,7 +275,7 @@ func parallel(n int, f func(i int)) {
 		go func() {
 			defer wg.Done()
 			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
-				f(i)
+				s.cfg.Admission.Do(func() { f(i) })
 			}
 		}()
 	}
