@@ -11,12 +11,22 @@ import (
 	"github.com/vesperlog/vesperlog/log/problem"
 )
 
-// EntriesPerCore is how many entries in flight DefaultMaxInFlight allows
-// per core: about what one core answers in a second (an ES256 statement
-// check, a receipt signature and the HTTP around them take ~0.9 ms of CPU
-// per entry, measured on a 2-core machine, issue 15), so that an accepted
-// entry waits about a second for CPU beyond its checkpoint interval.
-const EntriesPerCore = 600
+// RequestCost is what a request counts beyond its entries: the HTTP,
+// parsing and answer around them. Alone, one statement costs about three
+// times what a statement in a batch of 100 does (issue 15), so a request
+// of n entries counts n + RequestCost, and the bound holds the latency
+// of single submissions and of batches alike.
+const RequestCost = 2
+
+// EntriesPerCore is how much in flight DefaultMaxInFlight allows per core
+// and second of checkpoint interval, counted as Admit counts. In flight
+// is rate × latency (Little's law), and latency is at least the
+// checkpoint interval, so the bound must be well above what the CPU
+// answers in one interval or it caps the rate while the CPU idles: about
+// 1,500 batched entries or 500 single submissions a second per core,
+// each waiting up to two seconds (issue 15 measured a bound of 600
+// single entries per core holding the rate at half the CPU's).
+const EntriesPerCore = 3000
 
 // DefaultMaxInFlight is the bound on entries in flight of a server with a
 // checkpoint interval of every: EntriesPerCore per core, scaled by the
@@ -88,7 +98,8 @@ func NewAdmission(limit int, m *Metrics) *Admission {
 // Limit is the bound on entries in flight.
 func (a *Admission) Limit() int { return a.limit }
 
-// InFlight is the number of entries admitted and not yet released.
+// InFlight is what is admitted and not yet released, counted as Admit
+// counts.
 func (a *Admission) InFlight() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -108,16 +119,17 @@ func (a *Admission) Do(f func()) {
 	f()
 }
 
-// Admit admits a request of n entries to log, or refuses it with
-// ErrOverloaded in a problem.Retry if admitting it would put more than the
-// limit in flight. The caller must call release once the request is
+// Admit admits a request of n entries to log, counted as n + RequestCost,
+// or refuses it with ErrOverloaded in a problem.Retry if admitting it
+// would put more than the limit in flight. The caller must call release once the request is
 // answered; calling it again does nothing.
 func (a *Admission) Admit(ctx context.Context, log string, n int) (release func(), err error) {
 	if a == nil {
 		return func() {}, nil
 	}
+	cost := n + RequestCost
 	a.mu.Lock()
-	if a.inFlight > 0 && a.inFlight+n > a.limit {
+	if a.inFlight > 0 && a.inFlight+cost > a.limit {
 		inFlight := a.inFlight
 		a.shed++
 		if now := time.Now(); now.Sub(a.lastLog) >= shedLogEvery {
@@ -131,13 +143,13 @@ func (a *Admission) Admit(ctx context.Context, log string, n int) (release func(
 			"%w: this server has %d entries in flight, at most %d (-max-inflight); this request of %d was refused before it was checked",
 			problem.ErrOverloaded, inFlight, a.limit, n)}
 	}
-	a.inFlight += n
+	a.inFlight += cost
 	a.mu.Unlock()
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			a.mu.Lock()
-			a.inFlight -= n
+			a.inFlight -= cost
 			a.mu.Unlock()
 		})
 	}, nil

@@ -36,20 +36,20 @@ func mustShed(t *testing.T, a *Admission, n int) {
 	}
 }
 
-// TestAdmissionBound: entries count, a batch by its entries; past the
+// TestAdmissionBound: a request counts its entries plus RequestCost; past the
 // bound requests are shed; released entries make room again, once each.
 func TestAdmissionBound(t *testing.T) {
 	a := NewAdmission(10, nil)
-	r1 := mustAdmit(t, a, 6)
-	r2 := mustAdmit(t, a, 4)
+	r1 := mustAdmit(t, a, 4) // 4 + RequestCost
+	r2 := mustAdmit(t, a, 2)
 	mustShed(t, a, 1)
 	r1()
 	r1() // a second release frees nothing more
-	if got := a.InFlight(); got != 4 {
-		t.Fatalf("in flight after release: %d; want 4", got)
+	if got := a.InFlight(); got != 2+RequestCost {
+		t.Fatalf("in flight after release: %d; want %d", got, 2+RequestCost)
 	}
-	mustShed(t, a, 7)
-	r3 := mustAdmit(t, a, 6)
+	mustShed(t, a, 5)
+	r3 := mustAdmit(t, a, 4)
 	r2()
 	r3()
 	// A request over the whole bound passes alone, never beside others.

@@ -93,7 +93,7 @@ func (c *config) flags(fs *flag.FlagSet) *string {
 	fs.StringVar(&c.WitnessPolicy, "witness-policy", "", "C2SP tlog-policy of the witnesses that must cosign each checkpoint (with URLs)")
 	fs.BoolVar(&c.WitnessFailOpen, "witness-fail-open", false, "publish checkpoints without the quorum when witnesses fail (not recommended)")
 	fs.DurationVar(&c.PublishTimeout, "publish-timeout", 30*time.Second, "how long a submission waits for a checkpoint covering it")
-	fs.IntVar(&c.MaxInFlight, "max-inflight", 0, fmt.Sprintf("most submitted entries in flight (admitted, not yet answered) in both logs; past it submissions get 503 with Retry-After before they are checked (0: %d per core per second of -checkpoint-interval, at least 1s)", vlog.EntriesPerCore))
+	fs.IntVar(&c.MaxInFlight, "max-inflight", 0, fmt.Sprintf("most submitted entries in flight (admitted, not yet answered) in both logs, each request counting %d more than its entries; past it submissions get 503 with Retry-After before they are checked (0: %d per core per second of -checkpoint-interval, at least 1s)", vlog.RequestCost, vlog.EntriesPerCore))
 	fs.StringVar(&c.STICTRoots, "stict-roots", "", "PEM file of the STI roots the STI-CT log accepts chains to (the STI-CT log runs only if set)")
 	fs.StringVar(&c.STICTOrigin, "stict-origin", "", "origin of the STI-CT log (default <public host>/stict, or the existing log's)")
 	fs.StringVar(&c.STICTKey, "stict-key", "", "STI-CT log key (SCTs and checkpoints), a private P-256 JWK (default <data>/keys/stict-p256.jwk)")
