@@ -16,8 +16,8 @@ import (
 
 	"github.com/transparency-dev/tessera"
 	"github.com/transparency-dev/tessera/storage/posix"
-	badger "github.com/transparency-dev/tessera/storage/posix/antispam"
 
+	"github.com/vesperlog/vesperlog/storage/antispam"
 	"github.com/vesperlog/vesperlog/storage/keys"
 )
 
@@ -80,8 +80,9 @@ func (b *posixBackend) Index(ctx context.Context, name, index string) (tessera.A
 	return b.badger(ctx, name+"-"+index)
 }
 
-// badger opens a Badger antispam store in the named subdirectory. Its
-// background work stops when ctx ends.
+// badger opens a Badger antispam store (package antispam, with bounded
+// memory; it opens the directories of Tessera's own Badger store too) in
+// the named subdirectory. It closes when ctx ends.
 func (b *posixBackend) badger(ctx context.Context, sub string) (tessera.Antispam, error) {
 	dir := filepath.Join(b.dir, sub)
 	// Badger makes its directory without syncing the parent.
@@ -91,7 +92,7 @@ func (b *posixBackend) badger(ctx context.Context, sub string) (tessera.Antispam
 	if err := removeEmptyWALs(dir); err != nil {
 		return nil, err
 	}
-	as, err := badger.NewAntispam(ctx, dir, badger.AntispamOpts{})
+	as, err := antispam.Open(ctx, dir, antispam.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("opening antispam store in %s: %w", dir, err)
 	}
