@@ -31,7 +31,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
 	"github.com/transparency-dev/tessera"
-	"github.com/transparency-dev/tessera/client"
+	"github.com/transparency-dev/tessera/api/layout"
 )
 
 // nextKey holds the number of entries the follower has indexed (as in
@@ -295,24 +295,9 @@ func (f *follower) step(ctx context.Context, lr tessera.LogReader) (caught bool,
 	s.pushback.Store(size-from > s.opts.Pushback)
 
 	n := min(size-from, uint64(s.opts.Batch))
-	sizeFn := func(context.Context) (uint64, error) { return size, nil }
-	ids := make([][]byte, 0, n)
-	for e, err := range client.Entries(client.EntryBundles(ctx, 4, sizeFn, lr.ReadEntryBundle, from, n), f.ids) {
-		if err != nil {
-			return false, fmt.Errorf("reading entries from %d: %w", from, err)
-		}
-		if want := from + uint64(len(ids)); e.Index != want {
-			return false, fmt.Errorf("read entry %d, want %d", e.Index, want)
-		}
-		ids = append(ids, e.Entry)
-		if uint64(len(ids)) == n {
-			// Tessera's layout.Range gives the rest of the first bundle
-			// even when the range ends inside it.
-			break
-		}
-	}
-	if uint64(len(ids)) != n {
-		return false, fmt.Errorf("read %d entries from %d, want %d", len(ids), from, n)
+	ids, err := f.read(ctx, lr, from, n, size)
+	if err != nil {
+		return false, err
 	}
 	err = s.use(func(db *badger.DB) error {
 		return db.Update(func(txn *badger.Txn) error {
@@ -340,6 +325,37 @@ func (f *follower) step(ctx context.Context, lr tessera.LogReader) (caught bool,
 		s.pushback.Store(false)
 	}
 	return false, nil
+}
+
+// read returns the identities of entries [from, from+n) of a log of the
+// given size. It reads the bundles itself, one after the other: Tessera's
+// client.EntryBundles (v1.0.4) streams to the end of the tree whatever its
+// N, and its producer goroutine stays blocked, holding bundles, when the
+// consumer stops early.
+func (f *follower) read(ctx context.Context, lr tessera.LogReader, from, n, size uint64) ([][]byte, error) {
+	ids := make([][]byte, 0, n)
+	for ri := range layout.Range(from, n, size) {
+		b, err := lr.ReadEntryBundle(ctx, ri.Index, ri.Partial)
+		if err != nil {
+			return nil, fmt.Errorf("reading entry bundle %d: %w", ri.Index, err)
+		}
+		bids, err := f.ids(b)
+		if err != nil {
+			return nil, fmt.Errorf("entry bundle %d: %w", ri.Index, err)
+		}
+		if uint(len(bids)) <= ri.First {
+			return nil, fmt.Errorf("entry bundle %d has %d entries, want more than %d", ri.Index, len(bids), ri.First)
+		}
+		// Range gives the rest of the first bundle even when the range
+		// ends inside it.
+		bids = bids[ri.First:]
+		bids = bids[:min(uint64(len(bids)), uint64(ri.N), n-uint64(len(ids)))]
+		ids = append(ids, bids...)
+	}
+	if uint64(len(ids)) != n {
+		return nil, fmt.Errorf("read %d entries from %d, want %d", len(ids), from, n)
+	}
+	return ids, nil
 }
 
 // slogger sends Badger's warnings and errors to slog; its chatter (table
