@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,6 +33,8 @@ import (
 	"github.com/dgraph-io/badger/v4/options"
 	"github.com/transparency-dev/tessera"
 	"github.com/transparency-dev/tessera/api/layout"
+
+	"github.com/vesperlog/vesperlog/storage/keys"
 )
 
 // nextKey holds the number of entries the follower has indexed (as in
@@ -122,6 +125,19 @@ func Open(ctx context.Context, dir string, o Options) (*Store, error) {
 		o.Poll = DefaultPoll
 	}
 	db, err := badger.Open(badgerOptions(dir))
+	if err != nil && lostTable(err) {
+		// Badger v4.9.1 records a flushed memtable's table in its
+		// manifest without syncing the directory that holds the new
+		// file, so a power cut can lose the file and Badger then refuses
+		// to open. The store is derived from the log: start it afresh,
+		// and the follower indexes the whole log again while log/catchup.go
+		// pushes back adds.
+		slog.Error("the antispam store lost a table in a power cut; rebuilding it from the log", "dir", dir, "err", err)
+		if err := clearStore(dir); err != nil {
+			return nil, err
+		}
+		db, err = badger.Open(badgerOptions(dir))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("opening badger in %s: %w", dir, err)
 	}
@@ -149,6 +165,26 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	return s.db.Close()
+}
+
+// lostTable reports Badger's refusal of a manifest that names a missing
+// table file (levels.go revertToManifest; the error has no sentinel).
+func lostTable(err error) bool {
+	return strings.Contains(err.Error(), "file does not exist for table")
+}
+
+// clearStore removes every file of the Badger store in dir, durably.
+func clearStore(dir string) error {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", dir, err)
+	}
+	for _, de := range des {
+		if err := keys.Remove(filepath.Join(dir, de.Name())); err != nil {
+			return fmt.Errorf("clearing the antispam store: %w", err)
+		}
+	}
+	return nil
 }
 
 var errClosed = errors.New("antispam store is closed")
