@@ -109,8 +109,9 @@ func badgerOptions(dir string) badger.Options {
 		// As strict as Tessera's store or stricter: a follower commit
 		// (identities and progress in one transaction) is on disk before
 		// the follower moves on.
-		WithSyncWrites(true).
-		WithLogger(slogger{})
+		// Badger's own logger writes to os.Stderr, which the server
+		// routes into slog (lib=badger).
+		WithSyncWrites(true)
 }
 
 // Open opens (or creates) the store in dir. It closes when ctx ends.
@@ -393,16 +394,3 @@ func (f *follower) read(ctx context.Context, lr tessera.LogReader, from, n, size
 	}
 	return ids, nil
 }
-
-// slogger sends Badger's warnings and errors to slog; its chatter (table
-// flushes, compactions) is dropped.
-type slogger struct{}
-
-func (slogger) Errorf(f string, a ...any) {
-	slog.Error("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
-}
-func (slogger) Warningf(f string, a ...any) {
-	slog.Warn("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
-}
-func (slogger) Infof(string, ...any)  {}
-func (slogger) Debugf(string, ...any) {}
