@@ -188,7 +188,9 @@ func clearStore(dir string) error {
 	return nil
 }
 
-var errClosed = errors.New("antispam store is closed")
+// errClosed answers what comes after Close, which happens as the server
+// shuts down: a pushback (503 with Retry-After), not an internal error.
+var errClosed = fmt.Errorf("antispam store is closed: %w", tessera.ErrPushback)
 
 // use runs f on the open db.
 func (s *Store) use(f func(db *badger.DB) error) error {

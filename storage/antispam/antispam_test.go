@@ -171,7 +171,7 @@ func TestFollowsRealLogAndReopens(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.Lookup([]byte("x")); !errors.Is(err, errClosed) {
+	if _, _, err := s.Lookup([]byte("x")); !errors.Is(err, errClosed) || !errors.Is(err, tessera.ErrPushback) {
 		t.Fatalf("lookup after close: %v", err)
 	}
 	s2, err := Open(ctx, filepath.Join(dir, "as"), Options{})
