@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/transparency-dev/tessera/storage/posix"
-	badger "github.com/transparency-dev/tessera/storage/posix/antispam"
+	"github.com/vesperlog/vesperlog/storage/antispam"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/vesperlog/vesperlog/log/problem"
@@ -35,7 +35,7 @@ func TestDedupAfterRestartBehind(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		as, err := badger.NewAntispam(ctx, filepath.Join(dir, antispamDir), badger.AntispamOpts{})
+		as, err := antispam.Open(ctx, filepath.Join(dir, antispamDir), antispam.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

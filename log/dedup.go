@@ -16,7 +16,16 @@ import (
 
 // recentSize bounds the in-memory half of dedup. It need only cover the
 // persistent follower's lag (a few seconds of submissions).
+// The persistent store must push back before its unindexed gap outgrows
+// it (storage/antispam.DefaultPushback is half of it).
 const recentSize = 1 << 16
+
+// tesseraRecentSize bounds Tessera's own in-memory dedup, which sits in
+// front of ours. Ours covers the same entries (keyed by our identity, which
+// equal bytes share), so Tessera's need not be large; at its default
+// (262,144) it keeps every cached entry's request context, leaf and
+// futures alive, hundreds of MiB that grow with the log up to that size.
+const tesseraRecentSize = 1 << 10
 
 // errNotLogged ends a lookup-only call of the persistent antispam decorator.
 var errNotLogged = errors.New("not logged")

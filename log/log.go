@@ -100,7 +100,7 @@ func Open(ctx context.Context, driver tessera.Driver, o Options) (*Log, error) {
 		WithBatching(tessera.DefaultBatchMaxSize, DefaultBatchMaxAge)
 	gate := newCatchUp(o.Antispam)
 	d := newDedup(gate, o.Claims)
-	opts = o.Format.setup(opts, d).WithAntispam(tessera.DefaultAntispamInMemorySize, d)
+	opts = o.Format.setup(opts, d).WithAntispam(tesseraRecentSize, d)
 	if o.Witnesses != nil {
 		opts = opts.WithWitnesses(*o.Witnesses, &tessera.WitnessOptions{FailOpen: o.WitnessFailOpen}).
 			WithCheckpointRepublishInterval(max(WitnessRepublishInterval, interval))

@@ -19,7 +19,7 @@ import (
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	"github.com/transparency-dev/tessera/storage/posix"
-	badger "github.com/transparency-dev/tessera/storage/posix/antispam"
+	"github.com/vesperlog/vesperlog/storage/antispam"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/vesperlog/vesperlog/log/problem"
@@ -52,7 +52,7 @@ func openTestLogWith(t testing.TB, identity func([]byte) ([]byte, error)) (*Log,
 	if err != nil {
 		t.Fatal(err)
 	}
-	as, err := badger.NewAntispam(ctx, filepath.Join(dir, "antispam"), badger.AntispamOpts{})
+	as, err := antispam.Open(ctx, filepath.Join(dir, "antispam"), antispam.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -182,6 +182,9 @@ func (f *flights[K, V]) get(ctx context.Context, k K, load func(context.Context)
 	fl, ok := f.m[k]
 	if !ok {
 		fl = &flight[V]{done: make(chan struct{})}
+		if len(f.m) >= f.max {
+			f.evict()
+		}
 		if len(f.m) < f.max {
 			f.m[k] = fl
 		}
@@ -209,6 +212,22 @@ func (f *flights[K, V]) get(ctx context.Context, k K, load func(context.Context)
 	}
 	close(fl.done)
 	return fl.v, fl.err
+}
+
+// evict drops one loaded value, chosen at random (map order), so that a
+// full cache keeps taking new keys: without it, a tree's cache filled up
+// with the old full tiles and bundles carried from tree to tree, and past
+// 32 bundles (8,192 entries) every receipt read and hashed its bundle and
+// tiles again, so CPU and memory per entry grew with the log. f.mu is held.
+func (f *flights[K, V]) evict() {
+	for k, fl := range f.m {
+		select {
+		case <-fl.done:
+			delete(f.m, k)
+			return
+		default:
+		}
+	}
 }
 
 // carry copies into f the values of prev that loaded and that keep says

@@ -325,3 +325,28 @@ func BenchmarkInclusionProof(b *testing.B) {
 		}
 	})
 }
+
+// TestFlightsKeepTakingKeys: a full cache still keeps a new key, so that a
+// log past the cache's size does not read every tile again for each proof.
+func TestFlightsKeepTakingKeys(t *testing.T) {
+	var f flights[int, int]
+	f.init(4)
+	loads := 0
+	load := func(k int) func(context.Context) (int, error) {
+		return func(context.Context) (int, error) { loads++; return k, nil }
+	}
+	ctx := context.Background()
+	for k := range 10 {
+		for range 2 {
+			if v, err := f.get(ctx, k, load(k)); err != nil || v != k {
+				t.Fatalf("get %d: %d, %v", k, v, err)
+			}
+		}
+	}
+	if loads != 10 {
+		t.Fatalf("%d loads for 10 keys got twice each, want 10", loads)
+	}
+	if len(f.m) != 4 {
+		t.Fatalf("the cache holds %d keys, want its bound 4", len(f.m))
+	}
+}

@@ -16,8 +16,8 @@ import (
 
 	"github.com/transparency-dev/tessera"
 	"github.com/transparency-dev/tessera/storage/posix"
-	badger "github.com/transparency-dev/tessera/storage/posix/antispam"
 
+	"github.com/vesperlog/vesperlog/storage/antispam"
 	"github.com/vesperlog/vesperlog/storage/keys"
 )
 
@@ -66,7 +66,7 @@ func (b *posixBackend) Log(ctx context.Context, name string) (*Stores, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening posix log in %s: %w", logDir, err)
 	}
-	as, err := b.badger(ctx, name+"-antispam")
+	as, err := b.badger(ctx, name+"-antispam", antispam.Options{})
 	if err != nil {
 		return nil, err
 	}
@@ -77,12 +77,16 @@ func (b *posixBackend) Index(ctx context.Context, name, index string) (tessera.A
 	if err := errors.Join(checkName("log", name), checkName("index", index)); err != nil {
 		return nil, err
 	}
-	return b.badger(ctx, name+"-"+index)
+	// An index pushes back only its own lookups (log.Index), not adds:
+	// keep Tessera's threshold, so that a lagging index answers 503
+	// rather than "not found" for entries it has not reached.
+	return b.badger(ctx, name+"-"+index, antispam.Options{Pushback: 2048})
 }
 
-// badger opens a Badger antispam store in the named subdirectory. Its
-// background work stops when ctx ends.
-func (b *posixBackend) badger(ctx context.Context, sub string) (tessera.Antispam, error) {
+// badger opens a Badger antispam store (package antispam, with bounded
+// memory; it opens the directories of Tessera's own Badger store too) in
+// the named subdirectory. It closes when ctx ends.
+func (b *posixBackend) badger(ctx context.Context, sub string, o antispam.Options) (tessera.Antispam, error) {
 	dir := filepath.Join(b.dir, sub)
 	// Badger makes its directory without syncing the parent.
 	if err := keys.MkdirAll(dir, 0o700); err != nil {
@@ -91,7 +95,7 @@ func (b *posixBackend) badger(ctx context.Context, sub string) (tessera.Antispam
 	if err := removeEmptyWALs(dir); err != nil {
 		return nil, err
 	}
-	as, err := badger.NewAntispam(ctx, dir, badger.AntispamOpts{})
+	as, err := antispam.Open(ctx, dir, o)
 	if err != nil {
 		return nil, fmt.Errorf("opening antispam store in %s: %w", dir, err)
 	}
