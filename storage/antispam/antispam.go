@@ -204,21 +204,9 @@ func (s *Store) use(f func(db *badger.DB) error) error {
 
 func (s *Store) readNext() (uint64, error) {
 	var n uint64
-	err := s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(nextKey)
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		return item.Value(func(v []byte) error {
-			if len(v) != 8 {
-				return fmt.Errorf("follower progress is %d bytes, want 8", len(v))
-			}
-			n = binary.BigEndian.Uint64(v)
-			return nil
-		})
+	err := s.db.View(func(txn *badger.Txn) (err error) {
+		n, _, err = getUint64(txn, nextKey)
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("reading antispam follower progress: %w", err)
@@ -229,27 +217,36 @@ func (s *Store) readNext() (uint64, error) {
 // Lookup returns the index stored for an identity, if any.
 func (s *Store) Lookup(id []byte) (idx uint64, ok bool, err error) {
 	err = s.use(func(db *badger.DB) error {
-		return db.View(func(txn *badger.Txn) error {
-			item, err := txn.Get(id)
-			if errors.Is(err, badger.ErrKeyNotFound) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			return item.Value(func(v []byte) error {
-				if len(v) != 8 {
-					return fmt.Errorf("index is %d bytes, want 8", len(v))
-				}
-				idx, ok = binary.BigEndian.Uint64(v), true
-				return nil
-			})
+		return db.View(func(txn *badger.Txn) (err error) {
+			idx, ok, err = getUint64(txn, id)
+			return err
 		})
 	})
 	if err != nil {
 		return 0, false, fmt.Errorf("antispam lookup: %w", err)
 	}
 	return idx, ok, nil
+}
+
+// getUint64 reads key's value, a big-endian uint64 (an identity's index,
+// or the follower's progress), if the key is there.
+func getUint64(txn *badger.Txn, key []byte) (uint64, bool, error) {
+	item, err := txn.Get(key)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	var n uint64
+	err = item.Value(func(v []byte) error {
+		if len(v) != 8 {
+			return fmt.Errorf("value of %q is %d bytes, want 8", key, len(v))
+		}
+		n = binary.BigEndian.Uint64(v)
+		return nil
+	})
+	return n, err == nil, err
 }
 
 // Decorator returns the step that answers a known identity with its index
