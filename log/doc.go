@@ -15,6 +15,11 @@
 // did not get its quorum in time answers with which witness refused and why
 // (NotPublished).
 //
+// Admission bounds the submissions a server has taken on across its logs,
+// so that past its capacity it answers 503 at once rather than queue work
+// for the CPU; Prover builds proofs from tiles and node hashes that the
+// requests of the latest tree sizes share.
+//
 // The durability order of an Add: Tessera sequences the entry and writes its
 // bundle and tiles, integrates it into the tree, signs (and, with witnesses,
 // cosigns) and publishes a checkpoint; only then does Add return, so a
