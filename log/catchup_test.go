@@ -35,10 +35,11 @@ func TestDedupAfterRestartBehind(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		as, err := antispam.Open(ctx, filepath.Join(dir, antispamDir), antispam.Options{})
+		as, err := antispam.Open(filepath.Join(dir, antispamDir), antispam.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { as.Close() })
 		l, err := Open(ctx, d, Options{
 			Signer: signer,
 			// The identity is the first 4 bytes.

@@ -52,7 +52,7 @@ func openTestLogWith(t testing.TB, identity func([]byte) ([]byte, error)) (*Log,
 	if err != nil {
 		t.Fatal(err)
 	}
-	as, err := antispam.Open(ctx, filepath.Join(dir, "antispam"), antispam.Options{})
+	as, err := antispam.Open(filepath.Join(dir, "antispam"), antispam.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,6 +68,9 @@ func openTestLogWith(t testing.TB, identity func([]byte) ([]byte, error)) (*Log,
 	t.Cleanup(func() {
 		if err := l.Close(context.Background()); err != nil {
 			t.Errorf("Close: %v", err)
+		}
+		if err := as.Close(); err != nil {
+			t.Errorf("closing the dedup store: %v", err)
 		}
 	})
 	return l, verifier

@@ -33,6 +33,10 @@ type posixBackend struct {
 	// documents (idempotency records) go on at once, each waiting for
 	// its own fsync.
 	names [64]sync.Mutex
+
+	// mu guards stores, the dedup stores opened, which Close closes.
+	mu     sync.Mutex
+	stores []*antispam.Store
 }
 
 func openPOSIX(c Config) (*posixBackend, error) {
@@ -52,7 +56,18 @@ func openPOSIX(c Config) (*posixBackend, error) {
 
 func (b *posixBackend) Name() string { return POSIX }
 
-func (b *posixBackend) Close() error { return b.lock.Close() }
+// Close closes the dedup stores (after the logs they serve: see
+// antispam.Open) and releases the directory's lock.
+func (b *posixBackend) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var errs []error
+	for _, s := range b.stores {
+		errs = append(errs, s.Close())
+	}
+	b.stores = nil
+	return errors.Join(append(errs, b.lock.Close())...)
+}
 
 func (b *posixBackend) Log(ctx context.Context, name string) (*Stores, error) {
 	if err := checkName("log", name); err != nil {
@@ -66,7 +81,7 @@ func (b *posixBackend) Log(ctx context.Context, name string) (*Stores, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening posix log in %s: %w", logDir, err)
 	}
-	as, err := b.badger(ctx, name+"-antispam", antispam.Options{})
+	as, err := b.badger(name+"-antispam", antispam.Options{})
 	if err != nil {
 		return nil, err
 	}
@@ -80,13 +95,13 @@ func (b *posixBackend) Index(ctx context.Context, name, index string) (tessera.A
 	// An index pushes back only its own lookups (log.Index), not adds:
 	// keep Tessera's threshold, so that a lagging index answers 503
 	// rather than "not found" for entries it has not reached.
-	return b.badger(ctx, name+"-"+index, antispam.Options{Pushback: 2048})
+	return b.badger(name+"-"+index, antispam.Options{Pushback: 2048})
 }
 
 // badger opens a Badger antispam store (package antispam, with bounded
 // memory; it opens the directories of Tessera's own Badger store too) in
-// the named subdirectory. It closes when ctx ends.
-func (b *posixBackend) badger(ctx context.Context, sub string, o antispam.Options) (tessera.Antispam, error) {
+// the named subdirectory. Close closes it.
+func (b *posixBackend) badger(sub string, o antispam.Options) (tessera.Antispam, error) {
 	dir := filepath.Join(b.dir, sub)
 	// Badger makes its directory without syncing the parent.
 	if err := keys.MkdirAll(dir, 0o700); err != nil {
@@ -95,10 +110,13 @@ func (b *posixBackend) badger(ctx context.Context, sub string, o antispam.Option
 	if err := removeEmptyWALs(dir); err != nil {
 		return nil, err
 	}
-	as, err := antispam.Open(ctx, dir, o)
+	as, err := antispam.Open(dir, o)
 	if err != nil {
 		return nil, fmt.Errorf("opening antispam store in %s: %w", dir, err)
 	}
+	b.mu.Lock()
+	b.stores = append(b.stores, as)
+	b.mu.Unlock()
 	return as, nil
 }
 

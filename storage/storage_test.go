@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vesperlog/vesperlog/storage/antispam"
 	"github.com/vesperlog/vesperlog/storage/storagetest"
 )
 
@@ -338,5 +339,34 @@ func TestPOSIXEmptyMemtableLog(t *testing.T) {
 	b := mustOpen(t, Config{Dir: dir})
 	if _, err := b.Index(ctx, "stict", "leafhash"); err != nil {
 		t.Fatalf("opening a store with an empty memtable log: %v", err)
+	}
+}
+
+// TestPOSIXDedupStoreOutlivesCtx: a posix dedup store stays open when the
+// context it was opened under ends (a server's signal context ends at
+// SIGTERM, before Tessera's Shutdown waits for the follower to index the
+// last entries: closing the store then stalled every stop for its full
+// timeout), and closes with the backend.
+func TestPOSIXDedupStoreOutlivesCtx(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	b, err := Open(ctx, Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := b.Log(ctx, "vetting")
+	if err != nil {
+		t.Fatal(err)
+	}
+	as := s.Antispam.(*antispam.Store)
+	cancel()
+	time.Sleep(50 * time.Millisecond)
+	if _, _, err := as.Lookup([]byte("id")); err != nil {
+		t.Fatalf("lookup after the context ended: %v; want the store still open", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := as.Lookup([]byte("id")); err == nil {
+		t.Fatal("lookup after the backend closed: no error; want the store closed")
 	}
 }

@@ -98,8 +98,10 @@ func badgerOptions(dir string) badger.Options {
 		WithSyncWrites(true)
 }
 
-// Open opens (or creates) the store in dir. It closes when ctx ends.
-func Open(ctx context.Context, dir string, o Options) (*Store, error) {
+// Open opens (or creates) the store in dir. Its owner closes it, after
+// the log it serves: Tessera's Shutdown waits for the follower to index
+// the last entries, so closing it at a signal would stall that wait.
+func Open(dir string, o Options) (*Store, error) {
 	if o.Batch <= 0 {
 		o.Batch = DefaultBatch
 	}
@@ -133,11 +135,6 @@ func Open(ctx context.Context, dir string, o Options) (*Store, error) {
 		return nil, err
 	}
 	s.next.Store(n)
-	context.AfterFunc(ctx, func() {
-		if err := s.Close(); err != nil {
-			slog.Error("closing antispam store", "dir", dir, "err", err)
-		}
-	})
 	return s, nil
 }
 

@@ -160,7 +160,7 @@ func TestFollowsRealLogAndReopens(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dir := t.TempDir()
-	s, err := Open(ctx, filepath.Join(dir, "as"), Options{Batch: 100})
+	s, err := Open(filepath.Join(dir, "as"), Options{Batch: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +174,7 @@ func TestFollowsRealLogAndReopens(t *testing.T) {
 	if _, _, err := s.Lookup([]byte("x")); !errors.Is(err, errClosed) || !errors.Is(err, tessera.ErrPushback) {
 		t.Fatalf("lookup after close: %v", err)
 	}
-	s2, err := Open(ctx, filepath.Join(dir, "as"), Options{})
+	s2, err := Open(filepath.Join(dir, "as"), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +206,7 @@ func TestPushbackWhileBehind(t *testing.T) {
 	dir := t.TempDir()
 	lr := growLog(t, filepath.Join(dir, "log"), nil)
 
-	s, err := Open(ctx, filepath.Join(dir, "as"), Options{Batch: 50, Pushback: 500, Poll: 10 * time.Millisecond})
+	s, err := Open(filepath.Join(dir, "as"), Options{Batch: 50, Pushback: 500, Poll: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +256,7 @@ func TestOpensTesseraStore(t *testing.T) {
 	// Tessera's follower now sleeps (1 s ticks) with nothing to write.
 	copyDir(t, filepath.Join(dir, "old"), filepath.Join(dir, "copy"))
 
-	s, err := Open(ctx, filepath.Join(dir, "copy"), Options{})
+	s, err := Open(filepath.Join(dir, "copy"), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +287,7 @@ func TestRebuildsAfterLostTable(t *testing.T) {
 	defer cancel()
 	dir := t.TempDir()
 	asDir := filepath.Join(dir, "as")
-	s, err := Open(ctx, asDir, Options{})
+	s, err := Open(asDir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +307,7 @@ func TestRebuildsAfterLostTable(t *testing.T) {
 		}
 	}
 
-	s2, err := Open(ctx, asDir, Options{})
+	s2, err := Open(asDir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

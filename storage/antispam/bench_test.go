@@ -81,7 +81,7 @@ func benchFollow(b *testing.B, open func(b *testing.B, dir string) tessera.Antis
 // BenchmarkFollow: go test -run '^$' -bench Follow -benchtime 1x ./storage/antispam
 func BenchmarkFollow(b *testing.B) {
 	benchFollow(b, func(b *testing.B, dir string) tessera.Antispam {
-		s, err := Open(context.Background(), dir, Options{})
+		s, err := Open(dir, Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
