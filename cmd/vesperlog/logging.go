@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"regexp"
-	"strings"
 	"sync"
 	"time"
 
@@ -32,16 +29,16 @@ func newLogHandler(w io.Writer, format, level string) (slog.Handler, error) {
 }
 
 // setupLogging makes the configured handler the default, and routes
-// Tessera's klog and Badger's log lines through it. Call restore before
-// exiting: it puts os.Stderr back and flushes what Badger wrote.
-func setupLogging(cfg *config) (restore func(), err error) {
+// Tessera's klog lines through it (Badger's come through slog already:
+// storage/antispam gives it a logger).
+func setupLogging(cfg *config) error {
 	h, err := newLogHandler(os.Stderr, cfg.LogFormat, cfg.LogLevel)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	slog.SetDefault(slog.New(h))
 	klog.SetSlogLogger(slog.New(newLibraryHandler(h.WithAttrs([]slog.Attr{slog.String("lib", "tessera")}))))
-	return routeBadger(h)
+	return nil
 }
 
 // libraryHandler passes a library's records on at a level that fits a
@@ -98,52 +95,4 @@ func (h *libraryHandler) WithAttrs(as []slog.Attr) slog.Handler {
 
 func (h *libraryHandler) WithGroup(name string) slog.Handler {
 	return &libraryHandler{next: h.next.WithGroup(name), mu: h.mu, last: h.last, lastAt: h.lastAt}
-}
-
-// badgerLine is a line of Badger's default logger: "badger <date> <time>
-// LEVEL: message".
-var badgerLine = regexp.MustCompile(`^badger \d{4}/\d\d/\d\d \d\d:\d\d:\d\d (DEBUG|INFO|WARNING|ERROR): (.*)$`)
-
-// routeBadger replaces os.Stderr with a pipe and logs Badger's lines from
-// it through h: Tessera's POSIX antispam opens Badger with its default
-// logger, which writes to os.Stderr and cannot be replaced from outside.
-// Badger's INFO lines (table replays, compactions) go to debug. Other
-// lines pass through to the real stderr unchanged; the Go runtime's own
-// crash output does not use os.Stderr and is unaffected. The copying
-// goroutine is owned by restore, which stops it after the last write.
-func routeBadger(h slog.Handler) (restore func(), err error) {
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		return nil, fmt.Errorf("routing Badger's log: %w", err)
-	}
-	real := os.Stderr
-	os.Stderr = pw
-	logger := slog.New(h).With("lib", "badger")
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			m := badgerLine.FindStringSubmatch(sc.Text())
-			if m == nil {
-				fmt.Fprintln(real, sc.Text())
-				continue
-			}
-			level := slog.LevelDebug
-			switch m[1] {
-			case "WARNING":
-				level = slog.LevelWarn
-			case "ERROR":
-				level = slog.LevelError
-			}
-			logger.Log(context.Background(), level, strings.TrimSpace(m[2]))
-		}
-		_, _ = io.Copy(real, pr) // a line too long to scan: pass the rest on
-	}()
-	return func() {
-		os.Stderr = real
-		pw.Close()
-		<-done
-		pr.Close()
-	}, nil
 }

@@ -83,11 +83,9 @@ func serverFlags(fs *flag.FlagSet) cli.Action {
 		if err := c.load(*file, fs); err != nil {
 			return cli.Usagef("%v", err)
 		}
-		restoreStderr, err := setupLogging(c)
-		if err != nil {
+		if err := setupLogging(c); err != nil {
 			return err
 		}
-		defer restoreStderr()
 		return run(ctx, c)
 	}
 }

@@ -93,9 +93,26 @@ func badgerOptions(dir string) badger.Options {
 		// As strict as Tessera's store or stricter: a follower commit
 		// (identities and progress in one transaction) is on disk before
 		// the follower moves on.
-		// Badger's own logger writes to os.Stderr, which the server
-		// routes into slog (lib=badger).
-		WithSyncWrites(true)
+		WithSyncWrites(true).
+		WithLogger(badgerLogger{slog.Default().With("lib", "badger")})
+}
+
+// badgerLogger logs Badger's messages through slog, each as one record
+// (some span lines, such as the level summary Close prints), its info
+// chatter (table replays, compactions) at debug.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any) { b.log(slog.LevelError, f, a) }
+func (b badgerLogger) Warningf(f string, a ...any) {
+	b.log(slog.LevelWarn, f, a)
+}
+func (b badgerLogger) Infof(f string, a ...any)  { b.log(slog.LevelDebug, f, a) }
+func (b badgerLogger) Debugf(f string, a ...any) { b.log(slog.LevelDebug, f, a) }
+
+func (b badgerLogger) log(level slog.Level, f string, a []any) {
+	if b.l.Enabled(context.Background(), level) {
+		b.l.Log(context.Background(), level, strings.TrimSpace(fmt.Sprintf(f, a...)))
+	}
 }
 
 // Open opens (or creates) the store in dir. Its owner closes it, after

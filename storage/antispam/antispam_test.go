@@ -1,14 +1,18 @@
 package antispam
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -322,4 +326,36 @@ func TestRebuildsAfterLostTable(t *testing.T) {
 	defer func() { fcancel(); <-done }()
 	waitProcessed(t, f, testEntries)
 	checkIndexed(t, s2, lr)
+}
+
+// TestBadgerLogsThroughSlog: Badger's messages, the multi-line level
+// summary of Close included, are slog records (lib=badger), never raw
+// lines on stderr; its info chatter is at debug.
+func TestBadgerLogsThroughSlog(t *testing.T) {
+	var buf bytes.Buffer
+	saved := slog.Default()
+	slog.SetDefault(slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	defer slog.SetDefault(saved)
+	s, err := Open(filepath.Join(t.TempDir(), "as"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	var summary bool
+	for _, l := range lines {
+		var r struct{ Level, Msg, Lib string }
+		if err := json.Unmarshal([]byte(l), &r); err != nil || r.Lib != "badger" {
+			t.Fatalf("not a badger slog record: %q (%v)", l, err)
+		}
+		if r.Level == "INFO" {
+			t.Errorf("Badger's info at info: %q", l)
+		}
+		summary = summary || strings.Contains(r.Msg, "Level Done")
+	}
+	if !summary {
+		t.Errorf("Close's level summary is not among Badger's records:\n%s", buf.String())
+	}
 }
