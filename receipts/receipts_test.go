@@ -2,6 +2,7 @@ package receipts
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -11,6 +12,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -174,14 +176,14 @@ func TestVerifyRejects(t *testing.T) {
 			return parts[0] + "." + base64.RawURLEncoding.EncodeToString(payload) + "." + parts[2]
 		}, ErrSignature},
 		{"wrong typ", func() string {
-			signer, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: s.key.Key},
+			signer, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: s.key},
 				(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", s.KeyID()))
 			jws, _ := signer.Sign([]byte(`{}`))
 			out, _ := jws.CompactSerialize()
 			return out
 		}, ErrMalformed},
 		{"embedded jwk", func() string {
-			signer, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: s.key.Key},
+			signer, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: s.key},
 				(&jose.SignerOptions{EmbedJWK: true}).WithType(Type))
 			jws, _ := signer.Sign([]byte(`{}`))
 			out, _ := jws.CompactSerialize()
@@ -413,4 +415,57 @@ func FuzzVerify(f *testing.F) {
 			t.Fatalf("verified receipt for %q", v.Origin)
 		}
 	})
+}
+
+// opaqueSigner hides the *ecdsa.PrivateKey behind crypto.Signer, as a key
+// held elsewhere would be.
+type opaqueSigner struct{ k *ecdsa.PrivateKey }
+
+func (o opaqueSigner) Public() crypto.PublicKey { return o.k.Public() }
+func (o opaqueSigner) Sign(r io.Reader, d []byte, opts crypto.SignerOpts) ([]byte, error) {
+	return o.k.Sign(r, d, opts)
+}
+
+// TestSignerWritesGoJoseJWS: the receipt JWS written by hand has the
+// protected header go-jose writes for the same key and options, byte for
+// byte, and go-jose verifies its R‖S signature, for a key behind any
+// crypto.Signer.
+func TestSignerWritesGoJoseJWS(t *testing.T) {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []crypto.Signer{k, opaqueSigner{k}} {
+		s, err := NewSigner(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ours, err := s.sign([]byte(`{"index":3}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: k}, (&jose.SignerOptions{}).WithType(Type).WithHeader("kid", s.KeyID()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		jws, err := ref.Sign([]byte(`{"index":3}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		theirs, err := jws.CompactSerialize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, r := strings.Split(ours, "."), strings.Split(theirs, ".")
+		if o[0] != r[0] || o[1] != r[1] {
+			t.Fatalf("header and payload %s.%s, go-jose writes %s.%s", o[0], o[1], r[0], r[1])
+		}
+		parsed, err := jose.ParseSignedCompact(ours, []jose.SignatureAlgorithm{jose.ES256})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if body, err := parsed.Verify(k.Public()); err != nil || string(body) != `{"index":3}` {
+			t.Fatalf("go-jose Verify = %q, %v", body, err)
+		}
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/transparency-dev/tessera"
 	"github.com/transparency-dev/tessera/storage/posix"
@@ -221,6 +222,27 @@ func (s *posixState) Get(_ context.Context, name string) ([]byte, error) {
 		return nil, fmt.Errorf("reading %s: %w", path, err)
 	}
 	return b, nil
+}
+
+// Version is the file's inode, size, and modification and change times: a
+// Put renames a new file into place (a new inode), and an edit in place
+// moves the times. Two edits in place within one clock tick, of the same
+// size, look alike; readers still read the document again at least every
+// state.ReloadEvery.
+func (s *posixState) Version(_ context.Context, name string) (string, error) {
+	path, err := s.path(name)
+	if err != nil {
+		return "", err
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("reading %s: %w", path, err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return "", fmt.Errorf("reading %s: no inode", path)
+	}
+	return fmt.Sprintf("%d:%d:%d.%d:%d.%d", st.Ino, st.Size, st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec), nil
 }
 
 func (s *posixState) Put(_ context.Context, name string, value []byte) error {

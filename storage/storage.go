@@ -96,6 +96,15 @@ type State interface {
 	List(ctx context.Context, prefix, after string, n int) ([]string, error)
 }
 
+// Versioner is a State that tells cheaply whether a document changed:
+// a stat where a Get would open and read a file. The posix State is one.
+type Versioner interface {
+	// Version returns a value that differs whenever the named document
+	// was replaced or written since an earlier call, or an error wrapping
+	// ErrNotExist.
+	Version(ctx context.Context, name string) (string, error)
+}
+
 // Objects stores immutable objects of one log beside its tiles, by path
 // relative to the log's root (issuer/<hex>), where a static-ct-api
 // client expects them.

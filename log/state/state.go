@@ -96,24 +96,37 @@ type doc struct {
 	name  string
 	every time.Duration // how long a copy is used before it is read again
 
-	mu     sync.Mutex // guards the fields below
-	loaded time.Time
-	bytes  []byte
+	mu      sync.Mutex // guards the fields below
+	loaded  time.Time
+	bytes   []byte
+	version string // of bytes, if st is a storage.Versioner ("" if unknown)
 }
 
 // get returns the document's bytes, reloading them if they are older than
-// d.every, and whether they changed.
+// d.every, and whether they changed. Where the State tells versions
+// (posix), a copy whose version still stands is kept up to ReloadEvery
+// without reading the document.
 func (d *doc) get(ctx context.Context) ([]byte, bool, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if !d.loaded.IsZero() && time.Since(d.loaded) < d.every {
 		return d.bytes, false, nil
 	}
+	var version string
+	if vs, ok := d.st.(storage.Versioner); ok {
+		// Taken before the read: a change in between is seen next time.
+		v, err := vs.Version(ctx, d.name)
+		if err == nil && v == d.version && time.Since(d.loaded) < ReloadEvery {
+			return d.bytes, false, nil
+		}
+		version = v // "" on an error, which the Get below reports
+	}
 	b, err := d.st.Get(ctx, d.name)
 	if err != nil {
 		return nil, false, err
 	}
 	d.loaded = time.Now()
+	d.version = version
 	changed := !bytes.Equal(b, d.bytes)
 	d.bytes = b
 	return b, changed, nil
@@ -129,8 +142,9 @@ type Agents struct {
 
 // OpenAgents opens the registry in st, creating an empty one if there is
 // none. Get reads it again once its copy is older than every: 0 on posix,
-// where a read of a small file costs less than the statement's signature
-// check, ReloadEvery where it is a database query.
+// where a stat tells whether the file changed (storage.Versioner), so that
+// a change is seen by the next submission; ReloadEvery where it is a
+// database query.
 func OpenAgents(ctx context.Context, st storage.State, every time.Duration) (*Agents, error) {
 	empty, err := (&vetting.Agents{}).MarshalJSON()
 	if err != nil {

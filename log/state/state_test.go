@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -155,6 +156,65 @@ func TestAgentsReload(t *testing.T) {
 			t.Fatalf("a removed registry still authorizes %d agents", n)
 		}
 	})
+}
+
+// countingState counts the reads of a posix State, which tells versions.
+type countingState struct {
+	storage.State
+	gets atomic.Int64
+}
+
+func (c *countingState) Get(ctx context.Context, name string) ([]byte, error) {
+	c.gets.Add(1)
+	return c.State.Get(ctx, name)
+}
+
+func (c *countingState) Version(ctx context.Context, name string) (string, error) {
+	return c.State.(storage.Versioner).Version(ctx, name)
+}
+
+// TestAgentsVersion: on posix the registry is read again only when its
+// file changed, by a Put or an edit in place, or once ReloadEvery passed;
+// every change is still seen by the next Get.
+func TestAgentsVersion(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	b, err := storage.Open(ctx, storage.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	st := &countingState{State: b.State()}
+	a, err := OpenAgents(ctx, st, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 100 {
+		a.Get(ctx)
+	}
+	if n := st.gets.Load(); n != 1 {
+		t.Fatalf("%d reads of an unchanged registry, want 1 (at open)", n)
+	}
+	if err := st.Put(ctx, AgentsName, agentJSON(t, "va")); err != nil {
+		t.Fatal(err)
+	}
+	if n := a.Get(ctx).Len(); n != 1 {
+		t.Fatalf("after a Put: %d agents, want 1", n)
+	}
+	// An operator's editor writing the file in place.
+	if err := os.WriteFile(filepath.Join(dir, AgentsName), agentJSON(t, "a", "b"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if n := a.Get(ctx).Len(); n != 2 {
+		t.Fatalf("after an edit in place: %d agents, want 2", n)
+	}
+	before := st.gets.Load()
+	a.Get(ctx)
+	time.Sleep(ReloadEvery + 50*time.Millisecond)
+	a.Get(ctx)
+	if n := st.gets.Load() - before; n != 1 {
+		t.Fatalf("%d reads around ReloadEvery, want 1 (after it)", n)
+	}
 }
 
 // TestReceiptKeys: front ends starting together all land in the history,

@@ -21,14 +21,35 @@ type AddResponse struct {
 
 // MarshalJSON writes a failed item as its problem alone: an index or a
 // duplicate flag next to it would be read as a result.
-func (r AddResponse) MarshalJSON() ([]byte, error) {
-	if r.Problem != nil {
-		return json.Marshal(struct {
-			Problem *problem.Details `json:"problem"`
-		}{r.Problem})
+func (r AddResponse) MarshalJSON() ([]byte, error) { return json.Marshal(r.Wire()) }
+
+type (
+	addResult  AddResponse // no MarshalJSON: the form of a result
+	addProblem struct {
+		Problem *problem.Details `json:"problem"`
 	}
-	type plain AddResponse
-	return json.Marshal(plain(r))
+)
+
+// Wire returns the value to encode for r, the same JSON as MarshalJSON
+// writes. A server encodes this rather than r: encoding/json validates and
+// compacts again whatever a MarshalJSON returns, a second pass over every
+// receipt that was 3% of a submission's CPU.
+func (r AddResponse) Wire() any {
+	if r.Problem != nil {
+		return addProblem{r.Problem}
+	}
+	return addResult(r)
+}
+
+// Wire returns the value to encode for b (see AddResponse.Wire).
+func (b BatchResponse) Wire() any {
+	out := struct {
+		Entries []any `json:"entries"`
+	}{make([]any, len(b.Entries))}
+	for i := range b.Entries {
+		out.Entries[i] = b.Entries[i].Wire()
+	}
+	return out
 }
 
 // BatchRequest is the body of an add-batch.

@@ -41,7 +41,7 @@ func BenchmarkVerifyStatement(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if err := s.Verify(&a.Key, sig); err != nil {
+				if err := a.VerifyStatement(s, sig); err != nil {
 					b.Fatal(err)
 				}
 				if s.Digest != st.Digest || s.Subject != st.Subject {

@@ -6,10 +6,12 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"strconv"
 	"strings"
 
@@ -73,8 +75,12 @@ func NewStatement(key *jose.JSONWebKey, digest [32]byte, subject string, iat uin
 }
 
 // SigningInput returns the JWS signing input of s (RFC 7515 §5.1 step 5).
-func (s *Statement) SigningInput() string {
-	return b64.EncodeToString(s.header()) + "." + b64.EncodeToString(s.payload())
+func (s *Statement) SigningInput() string { return string(s.appendSigningInput(nil)) }
+
+func (s *Statement) appendSigningInput(dst []byte) []byte {
+	dst = b64.AppendEncode(dst, s.header())
+	dst = append(dst, '.')
+	return b64.AppendEncode(dst, s.payload())
 }
 
 // Sign returns the compact JWS of s signed with key, whose thumbprint and
@@ -148,24 +154,97 @@ func ParseStatement(compact string) (*Statement, []byte, error) {
 		return nil, nil, fmt.Errorf("%w: signature is %d bytes, want %d", ErrMalformedStatement, len(sig), sigSize)
 	}
 
+	if s, ok := parseCanonical(hdr, payload); ok {
+		return s, sig, nil
+	}
+	st, err := parseStrict(hdr, payload)
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, sig, nil
+}
+
+// parseCanonical reads hdr and payload if they are the canonical bytes of a
+// statement, and returns it. It is ParseStatement's fast path, for the
+// statements a log accepts: no JSON decoder, whose two passes were a fifth
+// of a submission's CPU beside the signatures. The canonical encoding is
+// one-to-one, so the statement whose encoding equals the input is the one
+// parseStrict returns; anything else goes to parseStrict, which says what
+// is wrong. FuzzParseStatement holds the two to the same answers.
+func parseCanonical(hdr, payload []byte) (*Statement, bool) {
+	var s Statement
+	h, ok := bytes.CutPrefix(hdr, []byte(`{"alg":"`))
+	if !ok {
+		return nil, false
+	}
+	alg, h, ok := bytes.Cut(h, []byte(`","kid":"`))
+	if !ok {
+		return nil, false
+	}
+	if s.Alg, ok = algorithmFromJOSE(string(alg)); !ok {
+		return nil, false
+	}
+	kid, _, ok := bytes.Cut(h, []byte(`"`))
+	if !ok || decode32(string(kid), &s.AgentKey) != nil {
+		return nil, false
+	}
+	p, ok := bytes.CutPrefix(payload, []byte(`{"kyc_data_hash":"`))
+	if !ok {
+		return nil, false
+	}
+	digest, p, ok := bytes.Cut(p, []byte(`"`))
+	if !ok || decode32(string(digest), &s.Digest) != nil {
+		return nil, false
+	}
+	if p, ok = bytes.CutPrefix(p, []byte(`,"hash_alg":"`+HashAlg+`"`)); !ok {
+		return nil, false
+	}
+	if sub, found := bytes.CutPrefix(p, []byte(`,"sub":"`)); found {
+		var subject []byte
+		if subject, p, ok = bytes.Cut(sub, []byte(`"`)); !ok {
+			return nil, false
+		}
+		s.Subject = string(subject)
+	}
+	if p, ok = bytes.CutPrefix(p, []byte(`,"iat":`)); !ok {
+		return nil, false
+	}
+	digits, ok := bytes.CutSuffix(p, []byte(`}`))
+	if !ok {
+		return nil, false
+	}
+	var err error
+	if s.IssuedAt, err = strconv.ParseUint(string(digits), 10, 64); err != nil {
+		return nil, false
+	}
+	if checkSubject(s.Subject) != nil || checkIssuedAt(s.IssuedAt) != nil ||
+		!bytes.Equal(hdr, s.header()) || !bytes.Equal(payload, s.payload()) {
+		return nil, false
+	}
+	return &s, true
+}
+
+// parseStrict decodes a statement's header and payload with a strict JSON
+// decoder, and refuses, with the reason, anything but canonical bytes.
+func parseStrict(hdr, payload []byte) (*Statement, error) {
 	var h struct {
 		Alg string `json:"alg"`
 		Kid string `json:"kid"`
 		Typ string `json:"typ"`
 	}
 	if err := strictUnmarshal(hdr, &h); err != nil {
-		return nil, nil, fmt.Errorf("%w: header: %v", ErrMalformedStatement, err)
+		return nil, fmt.Errorf("%w: header: %v", ErrMalformedStatement, err)
 	}
 	var s Statement
 	var ok bool
 	if s.Alg, ok = algorithmFromJOSE(h.Alg); !ok {
-		return nil, nil, fmt.Errorf("%w: alg %q not accepted (ES256 or EdDSA)", ErrMalformedStatement, h.Alg)
+		return nil, fmt.Errorf("%w: alg %q not accepted (ES256 or EdDSA)", ErrMalformedStatement, h.Alg)
 	}
 	if h.Typ != StatementType {
-		return nil, nil, fmt.Errorf("%w: typ %q, want %q", ErrMalformedStatement, h.Typ, StatementType)
+		return nil, fmt.Errorf("%w: typ %q, want %q", ErrMalformedStatement, h.Typ, StatementType)
 	}
 	if err := decode32(h.Kid, &s.AgentKey); err != nil {
-		return nil, nil, fmt.Errorf("%w: kid: %v", ErrMalformedStatement, err)
+		return nil, fmt.Errorf("%w: kid: %v", ErrMalformedStatement, err)
 	}
 
 	var p struct {
@@ -175,45 +254,46 @@ func ParseStatement(compact string) (*Statement, []byte, error) {
 		Iat     *json.RawMessage `json:"iat"`
 	}
 	if err := strictUnmarshal(payload, &p); err != nil {
-		return nil, nil, fmt.Errorf("%w: payload: %v", ErrMalformedStatement, err)
+		return nil, fmt.Errorf("%w: payload: %v", ErrMalformedStatement, err)
 	}
 	switch {
 	case p.Hash == nil:
-		return nil, nil, fmt.Errorf("%w: kyc_data_hash is missing", ErrMalformedStatement)
+		return nil, fmt.Errorf("%w: kyc_data_hash is missing", ErrMalformedStatement)
 	case p.HashAlg == nil:
-		return nil, nil, fmt.Errorf("%w: hash_alg is missing", ErrMalformedStatement)
+		return nil, fmt.Errorf("%w: hash_alg is missing", ErrMalformedStatement)
 	case *p.HashAlg != HashAlg:
-		return nil, nil, fmt.Errorf("%w: hash_alg %q not accepted (only %q)", ErrMalformedStatement, *p.HashAlg, HashAlg)
+		return nil, fmt.Errorf("%w: hash_alg %q not accepted (only %q)", ErrMalformedStatement, *p.HashAlg, HashAlg)
 	case p.Iat == nil:
-		return nil, nil, fmt.Errorf("%w: iat is missing", ErrMalformedStatement)
+		return nil, fmt.Errorf("%w: iat is missing", ErrMalformedStatement)
 	}
 	if err := decode32(*p.Hash, &s.Digest); err != nil {
-		return nil, nil, fmt.Errorf("%w: kyc_data_hash: %v", ErrMalformedStatement, err)
+		return nil, fmt.Errorf("%w: kyc_data_hash: %v", ErrMalformedStatement, err)
 	}
 	if p.Sub != nil {
 		if *p.Sub == "" {
-			return nil, nil, fmt.Errorf("%w: sub is empty (leave it out instead)", ErrMalformedStatement)
+			return nil, fmt.Errorf("%w: sub is empty (leave it out instead)", ErrMalformedStatement)
 		}
 		s.Subject = *p.Sub
 	}
 	if err := checkSubject(s.Subject); err != nil {
-		return nil, nil, fmt.Errorf("%w: %v", ErrMalformedStatement, err)
+		return nil, fmt.Errorf("%w: %v", ErrMalformedStatement, err)
 	}
+	var err error
 	if s.IssuedAt, err = strconv.ParseUint(string(*p.Iat), 10, 64); err != nil {
-		return nil, nil, fmt.Errorf("%w: iat is not a whole number of seconds", ErrMalformedStatement)
+		return nil, fmt.Errorf("%w: iat is not a whole number of seconds", ErrMalformedStatement)
 	}
 	if err := checkIssuedAt(s.IssuedAt); err != nil {
-		return nil, nil, fmt.Errorf("%w: %v", ErrMalformedStatement, err)
+		return nil, fmt.Errorf("%w: %v", ErrMalformedStatement, err)
 	}
 
 	// Only the canonical bytes are signed over, so that a leaf rebuilds them.
 	if !bytes.Equal(hdr, s.header()) {
-		return nil, nil, fmt.Errorf("%w: protected header is not canonical; want %s", ErrMalformedStatement, s.header())
+		return nil, fmt.Errorf("%w: protected header is not canonical; want %s", ErrMalformedStatement, s.header())
 	}
 	if !bytes.Equal(payload, s.payload()) {
-		return nil, nil, fmt.Errorf("%w: payload is not canonical; want %s", ErrMalformedStatement, s.payload())
+		return nil, fmt.Errorf("%w: payload is not canonical; want %s", ErrMalformedStatement, s.payload())
 	}
-	return &s, sig, nil
+	return &s, nil
 }
 
 // Verify checks sig, the signature of s, against key, the agent's public
@@ -223,18 +303,50 @@ func (s *Statement) Verify(key *jose.JSONWebKey, sig []byte) error {
 	if err != nil {
 		return err
 	}
+	return s.verify(alg, tp, key.Key, sig)
+}
+
+// VerifyStatement checks that ag signed s, whose signature is sig: Verify
+// with the thumbprint the registry computed once, as a log checks every
+// submission.
+func (ag *Agent) VerifyStatement(s *Statement, sig []byte) error {
+	alg, err := algorithmOf(ag.Key.Key)
+	if err != nil {
+		return err
+	}
+	return s.verify(alg, ag.Thumbprint, ag.Key.Key, sig)
+}
+
+// verify checks sig over the signing input of s with key, whose algorithm
+// is alg and thumbprint tp. The signing input is rebuilt from the fields,
+// which ParseStatement admits only in their canonical bytes, so the check
+// is the JWS one (RFC 7515 §5.2) with no JSON to parse again: ES256 is
+// R‖S over SHA-256 (RFC 7518 §3.4), EdDSA is Ed25519 (RFC 8037 §3.1).
+// go-jose did the same after re-parsing the compact form, at about a third
+// of a submission's non-signature CPU; TestVerifyAgreesWithGoJose holds
+// the two to the same answers.
+func (s *Statement) verify(alg Algorithm, tp [32]byte, key crypto.PublicKey, sig []byte) error {
 	if tp != s.AgentKey {
 		return fmt.Errorf("%w: key %s is not the statement's kid %s", ErrBadSignature, b64.EncodeToString(tp[:]), b64.EncodeToString(s.AgentKey[:]))
 	}
 	if alg != s.Alg {
 		return fmt.Errorf("%w: statement alg %s does not fit a key for %s", ErrBadSignature, s.Alg, alg)
 	}
-	jws, err := jose.ParseSignedCompact(s.SigningInput()+"."+b64.EncodeToString(sig), []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA})
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrMalformedStatement, err)
+	if len(sig) != sigSize {
+		return fmt.Errorf("%w: signature is %d bytes, want %d", ErrMalformedStatement, len(sig), sigSize)
 	}
-	if _, err := jws.Verify(key.Key); err != nil {
-		return fmt.Errorf("%w: %v", ErrBadSignature, err)
+	var buf [512]byte
+	input := s.appendSigningInput(buf[:0])
+	var ok bool
+	switch k := key.(type) {
+	case *ecdsa.PublicKey:
+		h := sha256.Sum256(input)
+		ok = ecdsa.Verify(k, h[:], new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:]))
+	case ed25519.PublicKey:
+		ok = ed25519.Verify(k, input, sig)
+	}
+	if !ok {
+		return fmt.Errorf("%w: %s signature does not verify with key %s", ErrBadSignature, alg, b64.EncodeToString(tp[:]))
 	}
 	return nil
 }
@@ -264,20 +376,27 @@ func Thumbprint(key *jose.JSONWebKey) ([32]byte, error) {
 
 // keyInfo returns the algorithm an agent key signs with and its thumbprint.
 func keyInfo(key *jose.JSONWebKey) (Algorithm, [32]byte, error) {
-	var alg Algorithm
-	switch k := key.Key.(type) {
-	case *ecdsa.PublicKey:
-		if k.Curve != elliptic.P256() {
-			return 0, [32]byte{}, fmt.Errorf("agent key: EC keys must be P-256")
-		}
-		alg = ES256
-	case ed25519.PublicKey:
-		alg = EdDSA
-	default:
-		return 0, [32]byte{}, fmt.Errorf("agent key: %T not accepted (P-256 or Ed25519 public keys)", key.Key)
+	alg, err := algorithmOf(key.Key)
+	if err != nil {
+		return 0, [32]byte{}, err
 	}
 	tp, err := Thumbprint(key)
 	return alg, tp, err
+}
+
+// algorithmOf returns the algorithm an agent key signs with.
+func algorithmOf(key crypto.PublicKey) (Algorithm, error) {
+	switch k := key.(type) {
+	case *ecdsa.PublicKey:
+		if k.Curve != elliptic.P256() {
+			return 0, fmt.Errorf("agent key: EC keys must be P-256")
+		}
+		return ES256, nil
+	case ed25519.PublicKey:
+		return EdDSA, nil
+	default:
+		return 0, fmt.Errorf("agent key: %T not accepted (P-256 or Ed25519 public keys)", key)
+	}
 }
 
 func decode32(s string, out *[32]byte) error {

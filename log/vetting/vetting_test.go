@@ -11,15 +11,12 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
-	"fmt"
 	"math/big"
 	"os"
 	"strings"
 	"testing"
 
 	"github.com/go-jose/go-jose/v4"
-
-	"github.com/vesperlog/vesperlog/log/problem"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/leaf-v1.json")
@@ -406,19 +403,100 @@ func FuzzParseStatement(f *testing.F) {
 	})
 }
 
-// TestAddResponseProblem: a failed batch item carries its problem and no
-// index or duplicate flag that could be read as a result.
-func TestAddResponseProblem(t *testing.T) {
-	p := problem.For(fmt.Errorf("%w: busy", problem.ErrOverloaded))
-	b, err := json.Marshal(AddResponse{Index: 3, Duplicate: true, Problem: &p})
-	if err != nil {
-		t.Fatal(err)
+// FuzzParseCanonical: ParseStatement's fast path accepts exactly what the
+// strict decoder accepts, as the same statement.
+func FuzzParseCanonical(f *testing.F) {
+	b, _ := os.ReadFile("testdata/leaf-v1.json")
+	var vectors []golden
+	_ = json.Unmarshal(b, &vectors)
+	for _, g := range vectors {
+		parts := strings.Split(g.Statement, ".")
+		hdr, _ := b64.DecodeString(parts[0])
+		payload, _ := b64.DecodeString(parts[1])
+		f.Add(hdr, payload)
 	}
-	if strings.Contains(string(b), "index") || strings.Contains(string(b), "duplicate") || !strings.Contains(string(b), `"status":503`) {
-		t.Fatalf("failed item: %s", b)
-	}
-	b, _ = json.Marshal(AddResponse{Index: 0, Receipt: "r"})
-	if string(b) != `{"index":0,"duplicate":false,"receipt":"r"}` {
-		t.Fatalf("item: %s", b)
+	f.Add([]byte(`{"alg":"ES256","kid":"x","typ":"t"}`), []byte(`{"kyc_data_hash":"x","hash_alg":"sha-256","sub":"","iat":01}`))
+	f.Fuzz(func(t *testing.T, hdr, payload []byte) {
+		fast, ok := parseCanonical(hdr, payload)
+		strict, err := parseStrict(hdr, payload)
+		if ok != (err == nil) {
+			t.Fatalf("fast path ok %v, strict %v", ok, err)
+		}
+		if ok && *fast != *strict {
+			t.Fatalf("fast path %+v, strict %+v", fast, strict)
+		}
+	})
+}
+
+// TestVerifyAgreesWithGoJose holds the log's own JWS check to go-jose's
+// answers, for signatures that verify, every single-byte change of them,
+// and ES256's malleated twin (r, n−s), which both accept: dedup is by agent
+// and digest, never by signature bytes.
+func TestVerifyAgreesWithGoJose(t *testing.T) {
+	ed, ec := testKeys(t)
+	for _, k := range []crypto.Signer{ec, ed} {
+		pub := jose.JSONWebKey{Key: k.Public()}
+		agents, err := (&Agents{}).Add("agent", pub, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		agent, err := agents.Lookup(mustThumbprint(t, &pub))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := NewStatement(&pub, [32]byte{7}, "Business_42", 1763856000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		compact, err := st.Sign(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, sig, err := ParseStatement(compact)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sigs := [][]byte{sig}
+		for i := range sig {
+			bad := bytes.Clone(sig)
+			bad[i] ^= 0x01
+			sigs = append(sigs, bad)
+		}
+		if _, ok := k.(*ecdsa.PrivateKey); ok {
+			s := new(big.Int).SetBytes(sig[32:])
+			twin := bytes.Clone(sig)
+			new(big.Int).Sub(elliptic.P256().Params().N, s).FillBytes(twin[32:])
+			sigs = append(sigs, twin)
+		}
+		accepted := 0
+		for i, sg := range sigs {
+			jws, err := jose.ParseSignedCompact(st.SigningInput()+"."+b64.EncodeToString(sg), []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, joseErr := jws.Verify(k.Public())
+			ours := st.Verify(&pub, sg)
+			byAgent := agent.VerifyStatement(st, sg)
+			if (joseErr == nil) != (ours == nil) || (ours == nil) != (byAgent == nil) {
+				t.Fatalf("%s signature %d: go-jose %v, Verify %v, VerifyStatement %v", st.Alg, i, joseErr, ours, byAgent)
+			}
+			if ours != nil && !errors.Is(ours, ErrBadSignature) {
+				t.Fatalf("%s signature %d: Verify = %v, want ErrBadSignature", st.Alg, i, ours)
+			}
+			if ours == nil {
+				accepted++
+			}
+		}
+		if want := map[Algorithm]int{ES256: 2, EdDSA: 1}[st.Alg]; accepted != want {
+			t.Fatalf("%s: %d signatures accepted, want %d (the signature and its twin for ES256)", st.Alg, accepted, want)
+		}
+		// Another agent's registry entry does not verify the statement.
+		other, err := (&Agents{}).Add("other", jose.JSONWebKey{Key: map[bool]crypto.PublicKey{true: ed.Public(), false: ec.Public()}[st.Alg == ES256]}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := other.List()[0].VerifyStatement(st, sig); !errors.Is(err, ErrBadSignature) {
+			t.Fatalf("%s: VerifyStatement by another agent = %v, want ErrBadSignature", st.Alg, err)
+		}
 	}
 }

@@ -50,7 +50,7 @@ func (s *Service) handleAdd(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, err)
 		return
 	}
-	problem.WriteJSON(w, vetting.AddResponse{Index: res[0].Index, Duplicate: res[0].Duplicate, Receipt: res[0].Receipt})
+	problem.WriteJSON(w, vetting.AddResponse{Index: res[0].Index, Duplicate: res[0].Duplicate, Receipt: res[0].Receipt}.Wire())
 }
 
 func (s *Service) handleAddBatch(w http.ResponseWriter, r *http.Request) {
@@ -105,7 +105,7 @@ func (s *Service) handleAddBatch(w http.ResponseWriter, r *http.Request) {
 	if overloaded {
 		w.Header().Set("Retry-After", problem.RetryAfter)
 	}
-	problem.WriteJSON(w, out)
+	problem.WriteJSON(w, out.Wire())
 }
 
 // admit admits a request of n entries, or answers it 503 with

@@ -294,7 +294,7 @@ func (s *Service) check(agents *vetting.Agents, compact string, now time.Time) (
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %v; register the agent's public key with the log operator", problem.ErrForbidden, err)
 	}
-	if err := st.Verify(&agent.Key, sig); err != nil {
+	if err := agent.VerifyStatement(st, sig); err != nil {
 		return nil, agent, fmt.Errorf("%w: agent %q: %v", problem.ErrUnauthorized, agent.Name, err)
 	}
 	// now is also the leaf's timestamp, which verifiers compare with the
