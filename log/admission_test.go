@@ -39,7 +39,7 @@ func mustShed(t *testing.T, a *Admission, n int) {
 // TestAdmissionBound: a request counts its entries plus RequestCost; past the
 // bound requests are shed; released entries make room again, once each.
 func TestAdmissionBound(t *testing.T) {
-	a := NewAdmission(10, nil)
+	a := NewAdmission(6+2*RequestCost, nil)
 	r1 := mustAdmit(t, a, 4) // 4 + RequestCost
 	r2 := mustAdmit(t, a, 2)
 	mustShed(t, a, 1)
@@ -53,7 +53,7 @@ func TestAdmissionBound(t *testing.T) {
 	r2()
 	r3()
 	// A request over the whole bound passes alone, never beside others.
-	r4 := mustAdmit(t, a, 25)
+	r4 := mustAdmit(t, a, 25+2*RequestCost)
 	mustShed(t, a, 1)
 	r4()
 	if got := a.InFlight(); got != 0 {

@@ -29,18 +29,20 @@ type Proof struct {
 
 // Marshal returns the text form of p.
 func (p *Proof) Marshal() []byte {
-	var b bytes.Buffer
-	b.WriteString(ProofHeader + "\n")
+	enc := base64.StdEncoding
+	b := make([]byte, 0, len(ProofHeader)+32+enc.EncodedLen(len(p.Extra))+len(p.Hashes)*45+len(p.Checkpoint))
+	b = append(b, ProofHeader+"\n"...)
 	if p.Extra != nil {
-		b.WriteString("extra " + base64.StdEncoding.EncodeToString(p.Extra) + "\n")
+		b = append(b, "extra "...)
+		b = append(enc.AppendEncode(b, p.Extra), '\n')
 	}
-	fmt.Fprintf(&b, "index %d\n", p.Index)
+	b = append(b, "index "...)
+	b = append(strconv.AppendUint(b, p.Index, 10), '\n')
 	for _, h := range p.Hashes {
-		b.WriteString(base64.StdEncoding.EncodeToString(h) + "\n")
+		b = append(enc.AppendEncode(b, h), '\n')
 	}
-	b.WriteString("\n")
-	b.Write(p.Checkpoint)
-	return b.Bytes()
+	b = append(b, '\n')
+	return append(b, p.Checkpoint...)
 }
 
 // ParseProof decodes a tlog-proof@v1. It checks the syntax only: the

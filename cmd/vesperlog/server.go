@@ -447,6 +447,9 @@ func cleanPath(p string) string {
 	if p == "" {
 		return "/"
 	}
+	if p[0] == '/' && path.Clean(p) == p {
+		return p // the common case, without allocating
+	}
 	c := path.Clean("/" + p)
 	if strings.HasSuffix(p, "/") && c != "/" {
 		c += "/"

@@ -44,17 +44,30 @@ var b64 = base64.RawURLEncoding.Strict()
 
 // header returns the canonical protected header bytes of s.
 func (s *Statement) header() []byte {
-	return fmt.Appendf(nil, `{"alg":"%s","kid":"%s","typ":"%s"}`, s.Alg, b64.EncodeToString(s.AgentKey[:]), StatementType)
+	b := make([]byte, 0, 96)
+	b = append(b, `{"alg":"`...)
+	b = append(b, s.Alg.String()...)
+	b = append(b, `","kid":"`...)
+	b = b64.AppendEncode(b, s.AgentKey[:])
+	b = append(b, `","typ":"`+StatementType+`"}`...)
+	return b
 }
 
 // payload returns the canonical payload bytes of s. The subject needs no
 // escaping: checkSubject admits only characters JSON writes as themselves.
 func (s *Statement) payload() []byte {
-	b := fmt.Appendf(nil, `{"kyc_data_hash":"%s","hash_alg":"%s"`, b64.EncodeToString(s.Digest[:]), HashAlg)
+	b := make([]byte, 0, 128+len(s.Subject))
+	b = append(b, `{"kyc_data_hash":"`...)
+	b = b64.AppendEncode(b, s.Digest[:])
+	b = append(b, `","hash_alg":"`+HashAlg+`"`...)
 	if s.Subject != "" {
-		b = fmt.Appendf(b, `,"sub":"%s"`, s.Subject)
+		b = append(b, `,"sub":"`...)
+		b = append(b, s.Subject...)
+		b = append(b, '"')
 	}
-	return fmt.Appendf(b, `,"iat":%d}`, s.IssuedAt)
+	b = append(b, `,"iat":`...)
+	b = strconv.AppendUint(b, s.IssuedAt, 10)
+	return append(b, '}')
 }
 
 // NewStatement returns the statement that the agent whose public key is key
