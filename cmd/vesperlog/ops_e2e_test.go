@@ -23,7 +23,7 @@ import (
 // from the start) and checks what an operator sees: /healthz and /readyz
 // (503 naming the lost quorum while w2 is down too, 200 again once it is
 // back), the metrics after known submissions, one JSON log line per failed
-// request and per failed batch entry, and the shipped dashboard and alert
+// request and per kind of problem in a batch, and the shipped dashboard and alert
 // rules against a real scrape.
 func TestOperations(t *testing.T) {
 	server, cli := binaries(t)
@@ -119,7 +119,7 @@ func TestOperations(t *testing.T) {
 	waitReady(t, srv.url, 200, "")
 
 	srv.stop(t)
-	// One JSON line per failed request, and per failed batch entry.
+	// One JSON line per failed request, and per kind of problem in a batch.
 	var malformed, entry, timedOut int
 	sc := bufio.NewScanner(bytes.NewReader(srv.stderr.Bytes()))
 	for sc.Scan() {
@@ -134,7 +134,7 @@ func TestOperations(t *testing.T) {
 		switch {
 		case l["path"] == "/vetting/v1/add" && l["status"] == 400.0 && l["agent"] == nil:
 			malformed++
-		case l["path"] == "/vetting/v1/add-batch" && l["status"] == 409.0 && l["entry"] == 0.0 && l["agent"] == "va" && l["method"] == "POST":
+		case l["path"] == "/vetting/v1/add-batch" && l["status"] == 409.0 && l["first_entry"] == 0.0 && l["entries"] == 1.0 && l["agent"] == "va" && l["method"] == "POST":
 			entry++
 		case l["path"] == "/vetting/v1/add" && l["status"] == 503.0 && l["agent"] == "va" && strings.Contains(fmt.Sprint(l["detail"]), "quorum g"):
 			timedOut++

@@ -84,21 +84,38 @@ func (s *Service) handleAddBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := vetting.BatchResponse{Entries: make([]vetting.AddResponse, len(res))}
+	// Failures are logged once per kind of problem, not once per entry: a
+	// batch of 1,000 pushed back is one line, naming its first entry.
+	type kind struct {
+		status int
+		title  string
+	}
+	var kinds []kind
+	first := map[kind]int{}
+	count := map[kind]int{}
 	failed, overloaded := 0, false
 	for i, x := range res {
 		out.Entries[i] = vetting.AddResponse{Index: x.Index, Duplicate: x.Duplicate, Receipt: x.Receipt}
 		if x.Err != nil {
 			p := problem.For(x.Err)
 			out.Entries[i] = vetting.AddResponse{Problem: &p}
-			problem.Log(r, p, "entry", i, "agent", x.Agent)
+			k := kind{p.Status, p.Title}
+			if _, seen := first[k]; !seen {
+				first[k] = i
+				kinds = append(kinds, k)
+			}
+			count[k]++
 			failed++
 			overloaded = overloaded || p.Status == http.StatusServiceUnavailable
 		}
 	}
+	for _, k := range kinds {
+		i := first[k]
+		problem.Log(r, *out.Entries[i].Problem, "entries", count[k], "first_entry", i, "agent", res[i].Agent)
+	}
 	// A batch in which nothing succeeded, for one reason, is that
 	// problem: a client that checks only the status must not see 200.
-	if failed == len(res) && sameStatus(out.Entries) {
-		problem.Log(r, *out.Entries[0].Problem, "entries", failed)
+	if failed == len(res) && len(kinds) == 1 {
 		problem.WriteDetails(w, *out.Entries[0].Problem)
 		return
 	}
@@ -121,15 +138,6 @@ func (s *Service) admit(w http.ResponseWriter, r *http.Request, n int) (func(), 
 		problem.WriteDetails(w, problem.For(err))
 	}
 	return release, err
-}
-
-func sameStatus(entries []vetting.AddResponse) bool {
-	for _, e := range entries {
-		if e.Problem.Status != entries[0].Problem.Status {
-			return false
-		}
-	}
-	return true
 }
 
 func (s *Service) handleReceipt(w http.ResponseWriter, r *http.Request) {

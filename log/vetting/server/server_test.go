@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -302,6 +303,46 @@ func TestBatch(t *testing.T) {
 	}
 	if h.size() != 5 {
 		t.Fatalf("log size %d, want 5", h.size())
+	}
+}
+
+// TestBatchFailuresLogOnce: a batch whose entries fail logs one line per
+// kind of problem, with the count and the first entry, not a line per
+// entry; the answer still carries each entry's problem.
+func TestBatchFailuresLogOnce(t *testing.T) {
+	logs := &syncBuffer{}
+	old := slog.Default()
+	slog.SetDefault(slog.New(slog.NewJSONHandler(logs, nil)))
+	t.Cleanup(func() { slog.SetDefault(old) })
+	h := newHarness(t)
+	// Three digests logged under one subject, then sent again under
+	// another: a conflict each, beside one new statement.
+	var sts []string
+	for d := byte(1); d <= 3; d++ {
+		h.add(h.statement(h.ed, d, "first", h.now))
+		sts = append(sts, h.statement(h.ed, d, "second", h.now))
+	}
+	sts = append(sts, h.statement(h.ed, 4, "", h.now))
+	body, _ := json.Marshal(vetting.BatchRequest{Statements: sts})
+	code, _, out := h.post("/v1/add-batch", "application/json", string(body))
+	var br vetting.BatchResponse
+	if err := json.Unmarshal(out, &br); code != 200 || err != nil || len(br.Entries) != len(sts) {
+		t.Fatalf("batch: %d %s", code, out)
+	}
+	for i, want := range []int{409, 409, 409, 0} {
+		if got := br.Entries[i].Problem; (got == nil) != (want == 0) || got != nil && got.Status != want {
+			t.Fatalf("entry %d: %+v, want status %d", i, br.Entries[i], want)
+		}
+	}
+	var lines []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == "request failed" {
+			lines = append(lines, m)
+		}
+	}
+	if len(lines) != 1 || lines[0]["status"] != 409.0 || lines[0]["entries"] != 3.0 || lines[0]["first_entry"] != 0.0 {
+		t.Fatalf("failure lines: %v\nall logs:\n%s", lines, logs)
 	}
 }
 
