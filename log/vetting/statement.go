@@ -179,11 +179,11 @@ func ParseStatement(compact string) (*Statement, []byte, error) {
 
 // parseCanonical reads hdr and payload if they are the canonical bytes of a
 // statement, and returns it. It is ParseStatement's fast path, for the
-// statements a log accepts: no JSON decoder, whose two passes were a fifth
-// of a submission's CPU beside the signatures. The canonical encoding is
+// statements a log accepts: no JSON decoder, whose two passes took 7% of
+// a single submission's CPU. The canonical encoding is
 // one-to-one, so the statement whose encoding equals the input is the one
 // parseStrict returns; anything else goes to parseStrict, which says what
-// is wrong. FuzzParseStatement holds the two to the same answers.
+// is wrong. FuzzParseCanonical holds the two to the same answers.
 func parseCanonical(hdr, payload []byte) (*Statement, bool) {
 	var s Statement
 	h, ok := bytes.CutPrefix(hdr, []byte(`{"alg":"`))
