@@ -86,6 +86,18 @@ func (m *Metrics) ReceiptLatency(ctx context.Context, log string, d time.Duratio
 	m.receiptLatency.Record(ctx, d.Seconds(), metric.WithAttributes(attribute.String("log", log)))
 }
 
+// Serving starts the per-log counters that a rate is taken of at zero, so
+// that the rate is defined before the first event: call it once with the
+// names of the logs served.
+func (m *Metrics) Serving(logs ...string) {
+	if m == nil {
+		return
+	}
+	for _, l := range logs {
+		m.shed.Add(context.Background(), 0, metric.WithAttributes(attribute.String("log", l)))
+	}
+}
+
 // Shed counts one submission request to log refused by an Admission.
 func (m *Metrics) Shed(ctx context.Context, log string) {
 	if m == nil {

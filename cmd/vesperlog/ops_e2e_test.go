@@ -259,7 +259,7 @@ func checkMonitoringFiles(t *testing.T, m string) {
 			checkExpr("alert "+r.Alert, r.Expr)
 		}
 	}
-	for _, want := range []string{"VesperlogCheckpointStale", "VesperlogWitnessQuorumLost", "VesperlogErrorRate"} {
+	for _, want := range []string{"VesperlogCheckpointStale", "VesperlogWitnessQuorumLost", "VesperlogErrorRate", "VesperlogShedding"} {
 		if !alerts[want] {
 			t.Errorf("alerts.yml has no %s", want)
 		}

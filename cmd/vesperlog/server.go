@@ -201,6 +201,9 @@ func newApp(ctx context.Context, cfg *config) (_ *app, err error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, name := range prefixes {
+		lm.Serving(name)
+	}
 	// Last: nothing fails after the watcher starts, so close stops it.
 	watch := startCheckpointWatch(cfg.CheckpointInterval, watched)
 	ready := newReadiness(cfg, st, watch, witnesses)
