@@ -14,6 +14,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"os"
@@ -254,3 +255,51 @@ func (p *PKI) Write(dir string) error {
 	}
 	return nil
 }
+
+// DelegateOptions describe a delegate certificate (a short-lived TN
+// certificate that a PASSporT signer holds).
+type DelegateOptions struct {
+	Name       string
+	TNAuthList []byte           // DER; nil means TNAuthListDER
+	Extra      []pkix.Extension // e.g. RCDConstraint(mode)
+	Lifetime   time.Duration    // default 30 days (short-lived profile)
+}
+
+// NewPrecert issues a precertificate of a delegate certificate under the
+// intermediate.
+func (p *PKI) NewPrecert(o DelegateOptions) (*Cert, error) {
+	return nil, errors.ErrUnsupported
+}
+
+// IssueDelegate issues a delegate certificate with embedded SCTs: its
+// precertificate goes to each submit, which returns one TLS-encoded SCT
+// (from a real log's add-pre-chain); the final certificate carries them
+// all. Chain works for the result.
+func (p *PKI) IssueDelegate(o DelegateOptions, submit ...func(chain [][]byte) ([]byte, error)) (*Cert, error) {
+	return nil, errors.ErrUnsupported
+}
+
+// Mode is how a delegate certificate constrains the rcd claim
+// (vesperlog profile of draft-wendt-stir-vesper-06 §5).
+type Mode int
+
+// Modes of RCDConstraint.
+const (
+	ModeValue Mode = iota
+	ModeHash
+	ModeCommit
+)
+
+// RCDJSON is the rcd claim value the test constraints permit, in RFC 8225
+// §9 canonical form.
+const RCDJSON = `{"nam":"Vesper Test Caller"}`
+
+// RCDSalt is the fixed commitment salt of ModeCommit (golden vectors).
+var RCDSalt = []byte("vesperlog-test-salt-16B")
+
+// RCDConstraint returns an EnhancedJWTClaimConstraints extension
+// (RFC 9118) requiring the rcd claim and permitting RCDJSON in mode m.
+func RCDConstraint(m Mode) pkix.Extension { return pkix.Extension{} }
+
+// LoadPKI reads the PKI that Write wrote to dir.
+func LoadPKI(dir string) (*PKI, error) { return nil, errors.ErrUnsupported }
