@@ -112,7 +112,9 @@ func Parse(token string) (*PASSporT, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: payload is not base64url without padding: %v", ErrMalformed, err)
 	}
-	if _, err := b64url.DecodeString(parts[2]); err != nil || parts[2] == "" {
+	// An empty signature is left to the header check (alg none) and the
+	// signature check.
+	if _, err := b64url.DecodeString(parts[2]); err != nil {
 		return nil, fmt.Errorf("%w: signature is not base64url without padding", ErrMalformed)
 	}
 	h, err := parseHeader(hb)

@@ -306,7 +306,7 @@ func checkSignature(p *PASSporT, leafDER []byte) error {
 	}
 	payload, err := jws.Verify(pub)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrSignature, err)
+		return fmt.Errorf("%w: with the x5c leaf's key (%s): %v", ErrSignature, leaf.Subject.CommonName, err)
 	}
 	if !bytes.Equal(payload, p.payload) {
 		return fmt.Errorf("%w: go-jose verified another payload", ErrSignature)
@@ -346,7 +346,7 @@ func checkTN(p *PASSporT, l stict.TNAuthList, spcs stict.SPCResolver) ([]string,
 				continue
 			}
 		}
-		return nil, fmt.Errorf("%w: %s: %w", ErrTNNotCovered, what, err)
+		return nil, fmt.Errorf("%s: %w", what, err) // err wraps ErrTNNotCovered
 	}
 	return lines, nil
 }
@@ -448,9 +448,20 @@ func checkRSP(p, original *PASSporT) error {
 	}
 	set := func(s []string) []string { return slices.Compact(slices.Sorted(slices.Values(s))) }
 	if !slices.Equal(set(p.Claims.Dest.TN), set(original.Claims.Dest.TN)) || !slices.Equal(set(p.Claims.Dest.URI), set(original.Claims.Dest.URI)) {
-		return fmt.Errorf("%w: dest %v, the original's %v (a retargeted call)", ErrRSPMismatch, p.Claims.Dest, original.Claims.Dest)
+		return fmt.Errorf("%w: dest %s, the original's %s (a retargeted call?)", ErrRSPMismatch, destString(p.Claims.Dest), destString(original.Claims.Dest))
 	}
 	return nil
+}
+
+func destString(d Dest) string {
+	var parts []string
+	if len(d.TN) > 0 {
+		parts = append(parts, "tn "+strings.Join(d.TN, ","))
+	}
+	if len(d.URI) > 0 {
+		parts = append(parts, "uri "+strings.Join(d.URI, ","))
+	}
+	return strings.Join(parts, " ")
 }
 
 func origString(o Orig) string {
