@@ -132,6 +132,13 @@ func TestVerifyRequest(t *testing.T) {
 			}
 		})
 	}
+	// A PASSporT that fails a check: the answer lists the checks passed.
+	stale := o
+	stale.Now = o.Now.Add(2 * DefaultFreshness)
+	resp, err = VerifyRequest(context.Background(), body(map[string]any{"passport": tok}), stale)
+	if !errors.Is(err, ErrStale) || resp == nil || resp.Valid || len(resp.Checks) != 2 || !strings.HasPrefix(resp.Checks[1], "signature:") {
+		t.Fatalf("stale: %+v, %v", resp, err)
+	}
 	if Check(fmt.Errorf("x: %w", ErrRequest)) != "request" || Check(errors.New("other")) != "" {
 		t.Error("Check of ErrRequest or of a foreign error")
 	}

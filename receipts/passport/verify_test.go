@@ -33,6 +33,9 @@ type fixture struct {
 	trust  *Trust
 	now    time.Time
 	nextID uint64
+	// leafHashes are the RFC 6962 leaf hashes of the entries the log
+	// signed SCTs for, by leaf index.
+	leafHashes map[uint64][]byte
 }
 
 func newFixture(t testing.TB) *fixture {
@@ -80,6 +83,10 @@ func (f *fixture) submit(t testing.TB, s *stict.Signer) func([][]byte) ([]byte, 
 			return nil, err
 		}
 		f.nextID++
+		if f.leafHashes == nil {
+			f.leafHashes = map[uint64][]byte{}
+		}
+		f.leafHashes[f.nextID] = e.MerkleLeafHash(f.nextID)
 		sct, err := s.SCT(e, f.nextID)
 		if err != nil {
 			return nil, err
@@ -219,9 +226,36 @@ func TestVerify(t *testing.T) {
 			}
 		})
 	}
+	// x5u: fetched only when there is no x5c, and only with FetchX5U.
+	fetched := 0
+	x5uOpts := f.opts()
+	x5uOpts.FetchX5U = func(ctx context.Context, url string) ([][]byte, error) {
+		fetched++
+		if url != "https://cert.example.org/passport.pem" {
+			return nil, fmt.Errorf("fetched %s", url)
+		}
+		return f.p.Chain(tn), nil
+	}
+	noX5C, err := Sign(f.shaken("12025550101"), SignOptions{Key: tn.Key, NoX5C: true, X5U: "https://cert.example.org/passport.pem", PPT: "shaken"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := Verify(context.Background(), noX5C, x5uOpts); err != nil || fetched != 1 || !strings.Contains(strings.Join(res.Checks, "\n"), "x5u: fetched 2 certificates") {
+		t.Fatalf("x5u: %+v, %v (fetched %d)", res, err, fetched)
+	}
+	if _, err := Verify(context.Background(), original, x5uOpts); err != nil || fetched != 1 {
+		t.Fatalf("x5u fetched with x5c present: %v (fetched %d)", err, fetched)
+	}
+	if _, err := Verify(context.Background(), noX5C, f.opts()); !errors.Is(err, ErrHeader) {
+		t.Fatalf("no x5c and no FetchX5U: %v", err)
+	}
 	// The online check got the SCT's own leaf and index.
 	if len(prover.got) != 1 || prover.got[0].index != 1 || prover.got[0].log != f.log.Name() {
-		t.Errorf("prover calls = %+v", prover.got)
+		t.Fatalf("prover calls = %+v", prover.got)
+	}
+	// What it got hashes (SHA-256 of 0x00 and it) to the log's leaf hash.
+	if h := sha256.Sum256(append([]byte{0}, prover.got[0].leaf...)); string(h[:]) != string(f.leafHashes[1]) {
+		t.Errorf("prover got a MerkleTreeLeaf whose hash %x is not the log's %x", h, f.leafHashes[1])
 	}
 }
 
