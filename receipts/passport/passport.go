@@ -217,6 +217,16 @@ func parseClaims(b []byte) (*Claims, error) {
 			if err = json.Unmarshal(v, &c.OrigID); err == nil && !uuidPattern.MatchString(c.OrigID) {
 				err = fmt.Errorf("%q is not a UUID (RFC 8588 §4)", c.OrigID)
 			}
+		case "rcd":
+			// RFC 9795: an object with at least the display name nam;
+			// the rest is kept as signed.
+			var rcd map[string]json.RawMessage
+			var nam string
+			if err = json.Unmarshal(v, &rcd); err != nil || rcd == nil || json.Unmarshal(rcd["nam"], &nam) != nil {
+				err = errors.New(`want an object with a string "nam" (RFC 9795)`)
+				break
+			}
+			fallthrough
 		default:
 			if c.Other == nil {
 				c.Other = make(map[string]json.RawMessage)
@@ -325,6 +335,11 @@ func Sign(c Claims, o SignOptions) (string, error) {
 	pub, ok := o.Key.Public().(*ecdsa.PublicKey)
 	if !ok || pub.Curve != elliptic.P256() {
 		return "", errors.New("passport: the signing key is not ECDSA P-256 (ES256)")
+	}
+	for _, k := range []string{"orig", "dest", "iat", "attest", "origid"} {
+		if _, ok := c.Other[k]; ok {
+			return "", fmt.Errorf("passport: claim %s belongs in its Claims field, not in Other", k)
+		}
 	}
 	payload, err := c.canonical()
 	if err != nil {

@@ -64,6 +64,8 @@ func TestParse(t *testing.T) {
 		{"duplicate claim", hdr, `{"dest":{"tn":["1"]},"iat":1,"iat":2,"orig":{"tn":"1"}}`, sig, ErrMalformed},
 		{"a float in another claim", hdr, `{"dest":{"tn":["1"]},"iat":1,"orig":{"tn":"1"},"x":1e3}`, sig, ErrMalformed},
 		{"claims not an object", hdr, `[1]`, sig, ErrMalformed},
+		{"rcd without nam (RFC 9795)", hdr, `{"dest":{"tn":["1"]},"iat":1,"orig":{"tn":"1"},"rcd":{"icn":"https://a.example/i.png"}}`, sig, ErrMalformed},
+		{"rcd not an object", hdr, `{"dest":{"tn":["1"]},"iat":1,"orig":{"tn":"1"},"rcd":"Alice"}`, sig, ErrMalformed},
 		{"trailing JSON", hdr, rfc8225Claims + `{}`, sig, ErrMalformed},
 		{"invalid UTF-8", hdr, "{\"dest\":{\"tn\":[\"1\"]},\"iat\":1,\"orig\":{\"uri\":\"\xff\"}}", sig, ErrMalformed},
 		{"duplicate header member", `{"alg":"ES256","alg":"none","typ":"passport"}`, rfc8225Claims, sig, ErrMalformed},
@@ -139,6 +141,8 @@ func TestSignCanonical(t *testing.T) {
 		{Orig: Orig{TN: "1"}},
 		{Orig: Orig{TN: "+1"}, Dest: Dest{TN: []string{"1"}}},
 		{Orig: Orig{TN: "1"}, Dest: Dest{TN: []string{"1"}}, Other: map[string]json.RawMessage{"x": json.RawMessage(`1.5`)}},
+		{Orig: Orig{TN: "1"}, Dest: Dest{TN: []string{"1"}}, Other: map[string]json.RawMessage{"iat": json.RawMessage(`5`)}},
+		{Orig: Orig{TN: "1"}, Dest: Dest{TN: []string{"1"}}, Other: map[string]json.RawMessage{"rcd": json.RawMessage(`{}`)}},
 	} {
 		if tok, err := Sign(c, SignOptions{Key: f.p.TN.Key, Chain: f.p.Chain(f.p.TN)}); err == nil {
 			t.Errorf("Sign(%+v) = %s, want an error", c, tok)
