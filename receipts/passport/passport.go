@@ -327,10 +327,9 @@ type SignOptions struct {
 }
 
 // Sign returns c as a full-form PASSporT signed with ES256 by o.Key: its
-// header and payload in RFC 8225 §9 form (the payload written by
-// CanonicalJSON, each dest array sorted; go-jose writes the protected
-// header from a map, so sorted and compact too), typ "passport", x5c in
-// standard base64.
+// header and payload in RFC 8225 §9 form (both written by CanonicalJSON,
+// each dest array sorted), typ "passport", x5c in standard base64, the
+// signature R||S (RFC 7518 §3.4).
 func Sign(c Claims, o SignOptions) (string, error) {
 	pub, ok := o.Key.Public().(*ecdsa.PublicKey)
 	if !ok || pub.Curve != elliptic.P256() {
@@ -349,15 +348,15 @@ func Sign(c Claims, o SignOptions) (string, error) {
 	if _, err := parseClaims(payload); err != nil {
 		return "", err
 	}
-	opts := (&jose.SignerOptions{}).WithType("passport")
+	h := map[string]any{"alg": "ES256", "typ": "passport"}
 	if o.PPT != "" {
-		opts = opts.WithHeader("ppt", o.PPT)
+		h["ppt"] = o.PPT
 	}
 	if o.X5U != "" {
 		if err := checkURL(o.X5U, "https"); err != nil {
 			return "", fmt.Errorf("passport: x5u: %w", err)
 		}
-		opts = opts.WithHeader("x5u", o.X5U)
+		h["x5u"] = o.X5U
 	}
 	if !o.NoX5C {
 		if len(o.Chain) == 0 {
@@ -367,17 +366,22 @@ func Sign(c Claims, o SignOptions) (string, error) {
 		for _, der := range o.Chain {
 			x5c = append(x5c, base64.StdEncoding.EncodeToString(der))
 		}
-		opts = opts.WithHeader("x5c", x5c)
+		h["x5c"] = x5c
 	}
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: opaque{o.Key, pub}}, opts)
+	// The header is written here, not by go-jose, whose JSON encoder
+	// escapes <, > and & (an x5u with a query string would then not be in
+	// §9 form). go-jose verifies what this writes (Verify, and npm jose in
+	// interop_test.go).
+	header, err := CanonicalJSON(h)
+	if err != nil {
+		return "", err
+	}
+	in := base64.RawURLEncoding.EncodeToString(header) + "." + base64.RawURLEncoding.EncodeToString(payload)
+	sig, err := opaque{o.Key, pub}.SignPayload([]byte(in), jose.ES256)
 	if err != nil {
 		return "", fmt.Errorf("passport: %w", err)
 	}
-	jws, err := s.Sign(payload)
-	if err != nil {
-		return "", fmt.Errorf("passport: %w", err)
-	}
-	return jws.CompactSerialize()
+	return in + "." + base64.RawURLEncoding.EncodeToString(sig), nil
 }
 
 // canonical returns c's payload in RFC 8225 §9 form.

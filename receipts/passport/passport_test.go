@@ -136,6 +136,19 @@ func TestSignCanonical(t *testing.T) {
 	if got, err := Parse(tok); err != nil || !got.Header.Canonical {
 		t.Errorf("Parse(Sign) = %+v, %v", got, err)
 	}
+	// An x5u with a query stays unescaped (go-jose's encoder would write
+	// \u0026), and go-jose verifies the result.
+	tok, err = Sign(Claims{Orig: Orig{TN: "1"}, Dest: Dest{TN: []string{"2"}}, IAT: 1}, SignOptions{Key: f.p.TN.Key, NoX5C: true, X5U: "https://a.example/c?a=1&b=<2>"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _ = base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[0])
+	if want := `{"alg":"ES256","typ":"passport","x5u":"https://a.example/c?a=1&b=<2>"}`; string(h) != want {
+		t.Errorf("header %s, want %s", h, want)
+	}
+	if got, err := Parse(tok); err != nil || !got.Header.Canonical || checkSignature(got, f.p.TN.DER) != nil {
+		t.Errorf("Parse(Sign) = %+v, %v", got, err)
+	}
 	for _, c := range []Claims{
 		{Orig: Orig{TN: "1", URI: "sip:a@b"}, Dest: Dest{TN: []string{"1"}}},
 		{Orig: Orig{TN: "1"}},
