@@ -36,15 +36,24 @@ type Response struct {
 	Checks      []string        `json:"checks"`
 	Header      Header          `json:"header"`
 	Claims      json.RawMessage `json:"claims"`
-	Certificate struct {
-		Subject, TNAuthList string
-		NotAfter            time.Time
-	} `json:"certificate"`
-	SCTs []struct {
-		Log       string
-		Timestamp time.Time
-		LeafIndex *uint64
-	} `json:"scts"`
+	Certificate CertificateInfo `json:"certificate"`
+	SCTs        []SCTInfo       `json:"scts"`
+}
+
+// CertificateInfo is what a Response says of the delegate certificate.
+type CertificateInfo struct {
+	Subject    string    `json:"subject"`
+	TNAuthList string    `json:"tnauthlist"`
+	NotAfter   time.Time `json:"not_after"`
+}
+
+// SCTInfo is what a Response says of one verified SCT: the log (its
+// origin), when it was issued and, from its leaf_index extension, the
+// certificate's index in that log.
+type SCTInfo struct {
+	Log       string    `json:"log"`
+	Timestamp time.Time `json:"timestamp"`
+	LeafIndex *uint64   `json:"leaf_index,omitempty"`
 }
 
 // VerifyRequest decodes body as a Request (strictly: one JSON object of
@@ -125,11 +134,7 @@ func (r *Result) Response() *Response {
 	resp.Certificate.TNAuthList = r.TNAuthList.String()
 	resp.Certificate.NotAfter = r.Leaf.NotAfter.UTC()
 	for _, s := range r.SCTs {
-		e := struct {
-			Log       string
-			Timestamp time.Time
-			LeafIndex *uint64
-		}{Log: s.Log.Origin, Timestamp: time.UnixMilli(int64(s.Timestamp)).UTC()}
+		e := SCTInfo{Log: s.Log.Origin, Timestamp: time.UnixMilli(int64(s.Timestamp)).UTC()}
 		if s.HasLeafIndex {
 			e.LeafIndex = new(uint64)
 			*e.LeafIndex = s.LeafIndex

@@ -82,6 +82,13 @@ func TestVerifyRequest(t *testing.T) {
 		resp.SCTs[0].LeafIndex == nil || len(resp.Checks) == 0 || len(prover.got) != 0 {
 		t.Fatalf("Response = %+v (prover %+v)", resp, prover.got)
 	}
+	// The API's member names, as the README documents them.
+	wire := string(body(resp))
+	for _, m := range []string{`"valid":true`, `"checks":[`, `"header":{"alg":"ES256"`, `"claims":{`, `"certificate":{"subject":`, `"tnauthlist":"range:12025550100+100 tn:18001231234"`, `"not_after":`, `"scts":[{"log":`, `"timestamp":`, `"leaf_index":`} {
+		if !strings.Contains(wire, m) {
+			t.Errorf("Response JSON has no %s: %s", m, wire)
+		}
+	}
 	// online: true uses the prover; an Identity header value works too.
 	resp, err = VerifyRequest(context.Background(), body(map[string]any{"identity": tok + ";info=<https://cert.example.org/a.cer>", "online": true}), o)
 	if err != nil || len(prover.got) != 1 || !strings.Contains(strings.Join(resp.Checks, "\n"), "inclusion: proved") {
