@@ -22,6 +22,16 @@ type Configuration struct {
 	Logs          []LogConfiguration `json:"logs"`
 	ReceiptKeys   KeySet             `json:"receipt_keys"` // with validity windows (keys.go)
 	WitnessPolicy string             `json:"witness_policy"`
+	// STI, if set, is what a PASSporT verification service pins.
+	STI *STIConfiguration `json:"sti,omitempty"`
+}
+
+// STIConfiguration is what a PASSporT verification service pins: the STI
+// trust anchors, and the STI-CT logs whose SCTs count.
+type STIConfiguration struct {
+	Roots        []string `json:"roots"`         // standard base64 DER of the STI trust anchors
+	CTLogs       []string `json:"ct_logs"`       // origins of Logs entries whose SCTs count
+	RequiredSCTs int      `json:"required_scts"` // distinct trusted logs; 0 means 1
 }
 
 // LogConfiguration describes one log of a Configuration.
@@ -41,6 +51,8 @@ type LogConfiguration struct {
 	// WitnessPolicy, if set, is the policy this log's checkpoints meet
 	// instead of the Configuration's.
 	WitnessPolicy string `json:"witness_policy,omitempty"`
+	// Metadata is the URL of the log's metadata (CT log list v3, log.v3.json).
+	Metadata string `json:"metadata,omitempty"`
 }
 
 // ParseConfiguration decodes a Configuration.

@@ -74,7 +74,10 @@ type Validated struct {
 	Leaf       *x509.Certificate
 	Chain      []*x509.Certificate // the verified path, leaf first, root last
 	TNAuthList TNAuthList
-	Precert    bool
+	// Constraints are the leaf's JWT claim constraints (RFC 8226 §8 or
+	// RFC 9118), nil if it has none.
+	Constraints *Constraints
+	Precert     bool
 }
 
 // ValidateChain checks a submitted chain (DER, leaf first, root optional)
@@ -83,8 +86,10 @@ type Validated struct {
 // signatures and carry a well-formed TNAuthList, and a precertificate must
 // carry the critical poison extension (and a certificate must not).
 //
-// A critical TNAuthList or poison extension is accepted once it has been
-// checked here, as crypto/x509 would otherwise refuse it as unhandled.
+// A leaf's JWT claim constraints, if any, must be well-formed too (and not
+// both kinds at once). A critical TNAuthList, poison or claim-constraints
+// extension is accepted once it has been checked here, as crypto/x509
+// would otherwise refuse it as unhandled.
 func ValidateChain(der [][]byte, roots *Roots, now time.Time, precert bool) (*Validated, error) {
 	if len(der) == 0 {
 		return nil, fmt.Errorf("%w: empty chain", ErrMalformedChain)
@@ -124,6 +129,8 @@ func ValidateChain(der [][]byte, roots *Roots, now time.Time, precert bool) (*Va
 		switch {
 		case e.Id.Equal(OIDTNAuthList):
 			tnExt, handled = e.Value, append(handled, e.Id)
+		case e.Id.Equal(OIDJWTClaimConstraints), e.Id.Equal(OIDEnhancedJWTClaimConstraints):
+			handled = append(handled, e.Id)
 		case e.Id.Equal(OIDPoison):
 			poison, handled = e.Value, append(handled, e.Id)
 			if !e.Critical || string(e.Value) != "\x05\x00" {
@@ -144,6 +151,10 @@ func ValidateChain(der [][]byte, roots *Roots, now time.Time, precert bool) (*Va
 	if err != nil {
 		return nil, err
 	}
+	cons, err := CertificateConstraints(leaf)
+	if err != nil {
+		return nil, err
+	}
 	leaf.UnhandledCriticalExtensions = slices.DeleteFunc(leaf.UnhandledCriticalExtensions, func(id asn1.ObjectIdentifier) bool {
 		return slices.ContainsFunc(handled, id.Equal)
 	})
@@ -161,7 +172,7 @@ func ValidateChain(der [][]byte, roots *Roots, now time.Time, precert bool) (*Va
 		// explained, by the full check below.
 		if _, err := leaf.Verify(x509.VerifyOptions{Roots: cached.anchor, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err == nil {
 			roots.verified.hits.Add(1)
-			return &Validated{Leaf: leaf, Chain: []*x509.Certificate{leaf, cached.inter, cached.root}, TNAuthList: tns, Precert: precert}, nil
+			return &Validated{Leaf: leaf, Chain: []*x509.Certificate{leaf, cached.inter, cached.root}, TNAuthList: tns, Constraints: cons, Precert: precert}, nil
 		}
 	}
 	inter := x509.NewCertPool()
@@ -177,7 +188,7 @@ func ValidateChain(der [][]byte, roots *Roots, now time.Time, precert bool) (*Va
 		return nil, fmt.Errorf("%w: %v", ErrUntrusted, err)
 	}
 	roots.remember(paths[0])
-	return &Validated{Leaf: leaf, Chain: paths[0], TNAuthList: tns, Precert: precert}, nil
+	return &Validated{Leaf: leaf, Chain: paths[0], TNAuthList: tns, Constraints: cons, Precert: precert}, nil
 }
 
 // cert returns the root whose DER is der, or nil.

@@ -1,9 +1,16 @@
 package stict
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"flag"
+	"math/big"
+	"reflect"
 	"testing"
 	"time"
 
@@ -105,4 +112,66 @@ func FuzzValidateChain(f *testing.F) {
 			t.Fatalf("accepted %+v", v)
 		}
 	})
+}
+
+// TestValidateChainConstraints: a leaf's claim constraints are parsed, a
+// critical one is accepted once parsed, and a malformed or doubled one
+// refuses the chain.
+func TestValidateChainConstraints(t *testing.T) {
+	now := time.Now()
+	p, err := stitest.Generate(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots, err := ParseRoots(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.Root.DER}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	enh := &Constraints{Enhanced: true, MustInclude: []string{"rcd"}, PermittedValues: []ClaimValues{{Claim: "rcd", Values: []string{`{"nam":"x"}`}}}}
+	good := mustMarshalConstraints(t, enh)
+	plain := mustMarshalConstraints(t, &Constraints{MustInclude: []string{"rcd"}})
+	issue := func(exts ...pkix.Extension) [][]byte {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl := &x509.Certificate{
+			SerialNumber:    big.NewInt(7),
+			Subject:         pkix.Name{CommonName: "constrained"},
+			NotBefore:       now.Add(-time.Hour),
+			NotAfter:        now.Add(time.Hour),
+			KeyUsage:        x509.KeyUsageDigitalSignature,
+			ExtraExtensions: append([]pkix.Extension{{Id: OIDTNAuthList, Value: stitest.TNAuthListDER}}, exts...),
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, p.Intermediate.Cert, key.Public(), p.Intermediate.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return [][]byte{der, p.Intermediate.DER}
+	}
+	for _, c := range []struct {
+		name string
+		ext  []pkix.Extension
+		want *Constraints
+		err  error
+	}{
+		{"none", nil, nil, nil},
+		{"critical EnhancedJWTClaimConstraints", []pkix.Extension{{Id: OIDEnhancedJWTClaimConstraints, Critical: true, Value: good}}, enh, nil},
+		{"critical JWTClaimConstraints", []pkix.Extension{{Id: OIDJWTClaimConstraints, Critical: true, Value: plain}}, &Constraints{MustInclude: []string{"rcd"}}, nil},
+		{"malformed", []pkix.Extension{{Id: OIDEnhancedJWTClaimConstraints, Value: []byte{0x30, 0}}}, nil, ErrConstraints},
+		{"both kinds", []pkix.Extension{{Id: OIDEnhancedJWTClaimConstraints, Value: good}, {Id: OIDJWTClaimConstraints, Value: plain}}, nil, ErrConstraints},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			v, err := ValidateChain(issue(c.ext...), roots, now, false)
+			if c.err != nil {
+				if !errors.Is(err, c.err) {
+					t.Fatalf("ValidateChain = %v, want %v", err, c.err)
+				}
+				return
+			}
+			if err != nil || !reflect.DeepEqual(v.Constraints, c.want) || len(v.Leaf.UnhandledCriticalExtensions) != 0 {
+				t.Fatalf("ValidateChain = %+v, %v; want constraints %+v", v, err, c.want)
+			}
+		})
+	}
 }

@@ -250,3 +250,65 @@ func (l TNAuthList) String() string {
 	}
 	return strings.Join(parts, " ")
 }
+
+// SPCResolver returns the numbers a service provider code stands for, from
+// the ecosystem's number registries (or a local table of them); false if
+// it does not know spc.
+type SPCResolver func(spc string) (TNAuthList, bool)
+
+// ErrTNNotCovered is returned, wrapped, when a certificate's TNAuthList does
+// not authorize a telephone number.
+var ErrTNNotCovered = errors.New("telephone number not authorized by the certificate's TNAuthList")
+
+// Authorize says how l authorizes telephone number tn: "tn 12025550100",
+// "range 12025550100+100", or, through an SPC entry that spcs resolves,
+// "spc 1234 → range 12025550100+100". It returns ErrTNNotCovered if no
+// entry covers tn; when l has SPC entries that spcs (which may be nil)
+// cannot resolve, the error says a number table is needed.
+func (l TNAuthList) Authorize(tn string, spcs SPCResolver) (how string, err error) {
+	if err := checkTN(tn); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrTNNotCovered, err)
+	}
+	if how, ok := l.match(tn); ok {
+		return how, nil
+	}
+	var unresolved []string
+	for _, e := range l {
+		if e.SPC == "" {
+			continue
+		}
+		var nums TNAuthList
+		ok := false
+		if spcs != nil {
+			nums, ok = spcs(e.SPC)
+		}
+		if !ok {
+			unresolved = append(unresolved, e.SPC)
+			continue
+		}
+		// A registry's numbers are numbers: SPCs in them are not followed.
+		if how, ok := nums.match(tn); ok {
+			return "spc " + e.SPC + " → " + how, nil
+		}
+	}
+	if len(unresolved) > 0 {
+		return "", fmt.Errorf("%w: %s is not in %s, and SPC %s needs a table of its numbers (-spc-numbers FILE)", ErrTNNotCovered, tn, l, strings.Join(unresolved, ", "))
+	}
+	return "", fmt.Errorf("%w: %s is not in %s", ErrTNNotCovered, tn, l)
+}
+
+// match finds the one or range entry of l that covers tn.
+func (l TNAuthList) match(tn string) (string, bool) {
+	for _, e := range l {
+		if e.SPC != "" {
+			continue
+		}
+		if TNAuthList([]TNEntry{e}).Covers(tn) {
+			if e.Range != nil {
+				return fmt.Sprintf("range %s+%d", e.Range.Start, e.Range.Count), true
+			}
+			return "tn " + e.One, true
+		}
+	}
+	return "", false
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/vesperlog/vesperlog/log/stict/stitest"
@@ -125,5 +126,49 @@ func TestOverlaps(t *testing.T) {
 	}
 	if s := l.String(); s != "range:12025550100+100 tn:18001231234 spc:1234" {
 		t.Errorf("String() = %q", s)
+	}
+}
+
+func TestAuthorize(t *testing.T) {
+	l := TNAuthList{{SPC: "1234"}, {Range: &TNRange{Start: "12025550100", Count: 100}}, {One: "18001231234"}, {One: "*67#"}}
+	spcs := func(spc string) (TNAuthList, bool) {
+		if spc == "1234" {
+			return TNAuthList{{Range: &TNRange{Start: "14155550000", Count: 10}}, {SPC: "9999"}}, true
+		}
+		return nil, false
+	}
+	for _, c := range []struct {
+		tn   string
+		spcs SPCResolver
+		how  string // "" for ErrTNNotCovered
+		msg  string // in the error
+	}{
+		{"18001231234", nil, "tn 18001231234", ""},
+		{"*67#", nil, "tn *67#", ""},
+		{"12025550100", nil, "range 12025550100+100", ""},
+		{"12025550199", nil, "range 12025550100+100", ""},
+		{"12025550200", nil, "", "SPC 1234 needs a table"},           // start+count is outside
+		{"1202555010", nil, "", ""},                                  // shorter number: not a range member
+		{"1202555010#", nil, "", ""},                                 // '#' is not a range member
+		{"14155550009", nil, "", "-spc-numbers"},                     // SPC unresolvable without a table
+		{"14155550009", spcs, "spc 1234 → range 14155550000+10", ""}, // through the SPC
+		{"14155550010", spcs, "", "is not in"},                       // resolved, not covered
+		{"", spcs, "", "1 to 15"},
+		{"+12025550100", spcs, "", "characters other than"},
+	} {
+		how, err := l.Authorize(c.tn, c.spcs)
+		if c.how != "" {
+			if err != nil || how != c.how {
+				t.Errorf("Authorize(%q) = %q, %v; want %q", c.tn, how, err, c.how)
+			}
+			continue
+		}
+		if !errors.Is(err, ErrTNNotCovered) || !strings.Contains(err.Error(), c.msg) {
+			t.Errorf("Authorize(%q) = %q, %v; want ErrTNNotCovered with %q", c.tn, how, err, c.msg)
+		}
+	}
+	// Without SPC entries the error names no table.
+	if _, err := (TNAuthList{{One: "1"}}).Authorize("2", nil); err == nil || strings.Contains(err.Error(), "spc-numbers") {
+		t.Errorf("Authorize without SPC = %v", err)
 	}
 }
