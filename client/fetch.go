@@ -1,6 +1,7 @@
 package client
 
 import (
+	"compress/gzip"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -167,6 +168,11 @@ func (h *httpFetcher) once(ctx context.Context, u string, limit int64) ([]byte, 
 	if err != nil {
 		return nil, false, err
 	}
+	// static-ct-api v1.1.0: logs may gzip data tiles unasked, and clients
+	// must decode them. Asking explicitly (which turns off the transport's
+	// own decoding) and decoding here works whatever the http.Client's
+	// transport does about compression.
+	req.Header.Set("Accept-Encoding", "gzip, identity")
 	resp, err := h.o.Client.Do(req)
 	if err != nil {
 		return nil, ctx.Err() == nil, fmt.Errorf("GET %s: %w", u, err)
@@ -180,7 +186,23 @@ func (h *httpFetcher) once(ctx context.Context, u string, limit int64) ([]byte, 
 	case resp.StatusCode != http.StatusOK:
 		return nil, false, fmt.Errorf("GET %s: %s", u, resp.Status)
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	var body io.Reader = resp.Body
+	switch enc := strings.ToLower(strings.TrimSpace(resp.Header.Get("Content-Encoding"))); {
+	case resp.Uncompressed, enc == "", enc == "identity":
+	case enc == "gzip":
+		// The compressed body is bounded too: gzip adds at most a few
+		// bytes per 32 KiB block to data that does not compress.
+		zr, err := gzip.NewReader(io.LimitReader(resp.Body, limit+limit/64+1024))
+		if err != nil {
+			return nil, true, fmt.Errorf("GET %s: gzip: %w", u, err)
+		}
+		defer zr.Close()
+		body = zr
+	default:
+		return nil, false, fmt.Errorf("GET %s: unsupported Content-Encoding %q", u, enc)
+	}
+	// The limit applies after decompression.
+	b, err := io.ReadAll(io.LimitReader(body, limit+1))
 	if err != nil {
 		return nil, true, fmt.Errorf("GET %s: %w", u, err)
 	}

@@ -43,9 +43,12 @@ type stictLog struct {
 	url  string
 	pki  *stitest.PKI
 	view *Log
+	// signer is the log's key (its vkey is the policy's log line).
+	signer *stict.Signer
 }
 
-func startSTICT(t *testing.T) *stictLog {
+// startSTICT starts the log; opts adjust its OpenConfig (witnesses).
+func startSTICT(t *testing.T, opts ...func(*stictserver.OpenConfig)) *stictLog {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -69,7 +72,11 @@ func startSTICT(t *testing.T) *stictLog {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = be.Close() })
-	svc, err := stictserver.Open(ctx, stictserver.OpenConfig{Storage: be, Signer: signer, Roots: roots, Receipts: rs, CheckpointInterval: 100 * time.Millisecond})
+	oc := stictserver.OpenConfig{Storage: be, Signer: signer, Roots: roots, Receipts: rs, CheckpointInterval: 100 * time.Millisecond}
+	for _, o := range opts {
+		o(&oc)
+	}
+	svc, err := stictserver.Open(ctx, oc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,7 +86,7 @@ func startSTICT(t *testing.T) *stictLog {
 	svc.Handle(mux, "/stict")
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	sl := &stictLog{dir: filepath.Join(dir, "stict"), url: srv.URL + "/stict", pki: pki}
+	sl := &stictLog{dir: filepath.Join(dir, "stict"), url: srv.URL + "/stict", pki: pki, signer: signer}
 	for _, c := range []struct {
 		cert    *stitest.Cert
 		precert bool

@@ -1,9 +1,13 @@
 package receipts
 
 import (
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/vesperlog/vesperlog/witness/policy"
@@ -72,8 +76,78 @@ func ParseConfiguration(b []byte) (*Configuration, error) {
 		if l.Origin == "" || l.VKey == "" {
 			return nil, fmt.Errorf("transparency configuration: log %q has no origin or no vkey", l.Name)
 		}
+		if l.Metadata != "" {
+			if u, err := url.Parse(l.Metadata); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return nil, fmt.Errorf("transparency configuration: log %q: metadata %q is not an http(s) URL", l.Origin, l.Metadata)
+			}
+		}
+	}
+	if c.STI != nil {
+		if err := c.STI.check(c.Logs); err != nil {
+			return nil, fmt.Errorf("transparency configuration: sti: %w", err)
+		}
 	}
 	return &c, nil
+}
+
+// MaxSTIRoots bounds the STI trust anchors a configuration pins.
+const MaxSTIRoots = 64
+
+// check checks s against the configuration's logs with the standard
+// library only: receipts stays free of the STI-CT formats (log/stict and
+// certificate-transparency-go), which receipts/passport brings in.
+func (s *STIConfiguration) check(logs []LogConfiguration) error {
+	if len(s.Roots) == 0 || len(s.Roots) > MaxSTIRoots {
+		return fmt.Errorf("%d roots; want 1 to %d", len(s.Roots), MaxSTIRoots)
+	}
+	for i, r := range s.Roots {
+		der, err := base64.StdEncoding.DecodeString(r)
+		if err != nil {
+			return fmt.Errorf("root %d is not standard base64: %w", i, err)
+		}
+		cert, err := x509.ParseCertificate(der)
+		if err != nil {
+			return fmt.Errorf("root %d: %w", i, err)
+		}
+		if !cert.BasicConstraintsValid || !cert.IsCA {
+			return fmt.Errorf("root %d (%s) is not a CA certificate", i, cert.Subject)
+		}
+	}
+	seen := make(map[string]bool)
+	for _, origin := range s.CTLogs {
+		if seen[origin] {
+			return fmt.Errorf("ct_logs lists %q twice", origin)
+		}
+		seen[origin] = true
+		i := slices.IndexFunc(logs, func(l LogConfiguration) bool { return l.Origin == origin })
+		if i < 0 {
+			return fmt.Errorf("ct_logs names %q, which is not in logs", origin)
+		}
+		if !isRFC6962VKey(logs[i].VKey) {
+			return fmt.Errorf("ct_logs names %q, whose vkey is not an RFC 6962 (type 0x05) key that signs SCTs", origin)
+		}
+	}
+	if s.RequiredSCTs < 0 || max(s.RequiredSCTs, 1) > len(s.CTLogs) {
+		return fmt.Errorf("required_scts is %d with %d ct_logs; want 1 to %d (0 means 1)", s.RequiredSCTs, len(s.CTLogs), len(s.CTLogs))
+	}
+	return nil
+}
+
+// isRFC6962VKey reports whether vkey is a note vkey of type 0x05
+// (static-ct-api's RFC6962NoteSignature: the key byte, then the log's DER
+// SubjectPublicKeyInfo), from which a verifier derives the log ID and the
+// SCT key.
+func isRFC6962VKey(vkey string) bool {
+	parts := strings.SplitN(vkey, "+", 3)
+	if len(parts) != 3 {
+		return false
+	}
+	raw, err := base64.StdEncoding.DecodeString(parts[2])
+	if err != nil || len(raw) < 2 || raw[0] != 0x05 {
+		return false
+	}
+	_, err = x509.ParsePKIXPublicKey(raw[1:])
+	return err == nil
 }
 
 // Trust returns what c pins: its receipt keys and its witness policies,

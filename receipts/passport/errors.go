@@ -1,6 +1,10 @@
 package passport
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/vesperlog/vesperlog/log/stict"
+)
 
 // Errors of Verify, one per check, in the order Verify makes them; each is
 // returned wrapped with detail. ErrMalformed and ErrRequest are the
@@ -12,7 +16,7 @@ var (
 	ErrSignature    = errors.New("PASSporT signature does not verify")
 	ErrStale        = errors.New("PASSporT iat is not fresh")
 	ErrChain        = errors.New("certificate chain does not verify")
-	ErrTNNotCovered = errors.New("number not authorized by the certificate")
+	ErrTNNotCovered = stict.ErrTNNotCovered // the same sentinel as TNAuthList.Authorize's
 	ErrConstraint   = errors.New("claim constraints of the certificate not met")
 	ErrCommitment   = errors.New("claim does not match the certificate's commitment")
 	ErrSCT          = errors.New("certificate transparency check failed")

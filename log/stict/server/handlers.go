@@ -31,12 +31,38 @@ type ReceiptResponse struct {
 // the RFC 6962 endpoints under v1/ (the STI-CT draft's paths) and again
 // under ct/v1/ (RFC 6962's, which CT tools such as ctclient append to a
 // log's URL), receipts, and static-ct-api's issuer/. The checkpoint and
-// tiles are the log's own reads (log.HandleReads).
+// tiles are the log's own reads (log.HandleReads). log.v3.json is the
+// log's metadata (CT log list v3), as browsers' CT policies ask of
+// static-ct-api logs since 2026.
 func (s *Service) Handle(mux *http.ServeMux, prefix string) {
 	for _, v1 := range []string{prefix + "/v1/", prefix + "/ct/v1/"} {
 		s.handleV1(mux, v1)
 	}
 	mux.HandleFunc("GET "+prefix+"/issuer/{fingerprint}", s.handleIssuer)
+	mux.HandleFunc("GET "+prefix+"/log.v3.json", s.handleMetadata(prefix))
+}
+
+// handleMetadata serves the log's CT log list v3 entry.
+func (s *Service) handleMetadata(prefix string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		u := s.cfg.PublicURL
+		if u == "" {
+			scheme := "http"
+			if r.TLS != nil {
+				scheme = "https"
+			}
+			u = scheme + "://" + r.Host + prefix
+		}
+		b, err := json.Marshal(stict.NewLogMetadata(s.cfg.Signer, u, s.cfg.UsableSince))
+		if err != nil {
+			problem.Write(w, r, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		// It changes only with the configuration; clients may keep it a while.
+		w.Header().Set("Cache-Control", "public, max-age=60")
+		_, _ = w.Write(append(b, '\n'))
+	}
 }
 
 func (s *Service) handleV1(mux *http.ServeMux, v1 string) {

@@ -38,6 +38,9 @@ type OpenConfig struct {
 	// Metrics and Admission are Config's.
 	Metrics   *vlog.Metrics
 	Admission *vlog.Admission
+	// PublicURL and UsableSince are Config's (log.v3.json).
+	PublicURL   string
+	UsableSince time.Time
 }
 
 // Name is the STI-CT log's name in its storage backend.
@@ -83,6 +86,8 @@ func Open(ctx context.Context, c OpenConfig) (*Service, error) {
 		Policy:         c.Policy,
 		Metrics:        c.Metrics,
 		Admission:      c.Admission,
+		PublicURL:      c.PublicURL,
+		UsableSince:    c.UsableSince,
 	}), nil
 }
 

@@ -50,6 +50,13 @@ type Config struct {
 	// Admission, if set, bounds the entries in flight: submissions past
 	// it get 503 before they are checked. Nil admits everything.
 	Admission *vlog.Admission
+	// PublicURL is the log's static-ct-api prefix as clients reach it
+	// (e.g. https://log.example/stict), for log.v3.json; empty means the
+	// request's own scheme, host and prefix.
+	PublicURL string
+	// UsableSince is when the log became usable (its key's creation),
+	// log.v3.json's state; zero leaves the state out.
+	UsableSince time.Time
 }
 
 // Service is the STI-CT log's API. It is safe for concurrent use.

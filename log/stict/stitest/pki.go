@@ -413,16 +413,11 @@ func AddPreChain(hc *http.Client, logURL string) func(chain [][]byte) ([]byte, e
 		if err := json.Unmarshal(b, &r); err != nil {
 			return nil, fmt.Errorf("POST %s: %w", u, err)
 		}
-		sct := ct.SignedCertificateTimestamp{SCTVersion: ct.Version(r.SCTVersion), Timestamp: r.Timestamp}
-		if len(r.ID) != 32 {
-			return nil, fmt.Errorf("POST %s: log ID of %d bytes", u, len(r.ID))
+		sct, err := r.ToSignedCertificateTimestamp()
+		if err != nil {
+			return nil, fmt.Errorf("POST %s: %w", u, err)
 		}
-		copy(sct.LogID.KeyID[:], r.ID)
-		sct.Extensions = ct.CTExtensions(r.Extensions)
-		if _, err := cttls.Unmarshal(r.Signature, &sct.Signature); err != nil {
-			return nil, fmt.Errorf("POST %s: signature: %w", u, err)
-		}
-		return cttls.Marshal(sct)
+		return cttls.Marshal(*sct)
 	}
 }
 
