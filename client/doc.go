@@ -7,7 +7,10 @@
 // entries (Audit; ChainChecker for STI-CT chains), keeps a trusted
 // checkpoint that only moves to consistent ones (Update), compares it with
 // a witness's (CompareWith), and writes and checks Evidence of a log's
-// misbehaviour. Every answer it returns is checked, or is only a claim to
+// misbehaviour. SCTProver proves online that a certificate's SCT names an
+// entry of its STI-CT log (for receipts/passport's online check). HTTP
+// reads decode gzip whether or not they asked for it (static-ct-api
+// v1.1.0). Every answer it returns is checked, or is only a claim to
 // be checked (receipts go through receipts.Verify).
 //
 // It imports no server code.

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	vlog "github.com/vesperlog/vesperlog/log"
 	"github.com/vesperlog/vesperlog/log/state"
@@ -166,9 +167,22 @@ func openSTICT(ctx context.Context, cfg *config, be storage.Backend, k *stictKey
 		Policy:             w.policy,
 		Metrics:            m,
 		Admission:          adm,
+		// log.v3.json: the log is usable since its key was made.
+		PublicURL:   strings.TrimSuffix(cfg.PublicURL, "/") + "/stict",
+		UsableSince: fileTime(cfg.STICTKey),
 	})
 	if err != nil {
 		return nil, err
 	}
 	return &stictLog{keys: k, roots: roots, policy: w.policy, log: svc.Log(), service: svc}, nil
+}
+
+// fileTime returns when path was last written (a key file is written once,
+// when the key is made), or zero if it cannot tell.
+func fileTime(path string) time.Time {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return time.Time{}
+	}
+	return fi.ModTime()
 }

@@ -17,7 +17,7 @@ import (
 	"github.com/transparency-dev/tessera/ctonly"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/tile-leaf-v1.json")
+var update = flag.Bool("update", false, "rewrite testdata/tile-leaf-v1.json and testdata/sct-list-v1.json")
 
 // golden is testdata/tile-leaf-v1.json: a fixed key and certificate, and
 // every byte string the log derives from them. SCT signatures are

@@ -18,7 +18,6 @@ import (
 	"github.com/google/certificate-transparency-go/ctutil"
 	cttls "github.com/google/certificate-transparency-go/tls"
 	ctx509 "github.com/google/certificate-transparency-go/x509"
-	fnote "github.com/transparency-dev/formats/note"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/vesperlog/vesperlog/log/stict/stitest"
@@ -375,7 +374,6 @@ func TestCTLogFromVKey(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	_ = fnote.RFC6962VerifierString
 }
 
 func FuzzParseSCTList(f *testing.F) {

@@ -52,7 +52,9 @@ type Response struct {
 // Original and Disclosures it sets from the request; o.Online is used only
 // if the request asks for it, and a request that asks when o.Online is nil
 // is refused. Errors: ErrRequest and ErrMalformed for the body (400), the
-// other sentinels of Verify for a PASSporT that does not verify (422).
+// other sentinels of Verify for a PASSporT that does not verify (422),
+// with a Response (Valid false) that lists the checks that passed before
+// the one that failed, when the PASSporT got that far.
 //
 // Call pattern, in an HTTP handler:
 //
@@ -106,9 +108,12 @@ func VerifyRequest(ctx context.Context, body []byte, o Options) (*Response, erro
 	case !req.Online:
 		o.Online = nil
 	}
-	res, err := Verify(ctx, token, o)
+	res, err := verify(ctx, token, o)
 	if err != nil {
-		return nil, err
+		if res == nil {
+			return nil, err
+		}
+		return &Response{Checks: res.Checks, Header: res.PASSporT.Header, Claims: res.PASSporT.Payload()}, err
 	}
 	return res.Response(), nil
 }

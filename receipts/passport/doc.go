@@ -22,10 +22,14 @@
 // orders), and RFC 8224 §4.1 (with errata 6499) for the Identity header.
 // It imports no server code (receipts/deps_test.go).
 //
-// Tests that prove it: TestVerifyRejects runs one row per failed check and
-// asserts its sentinel and Check name; TestGolden keeps the SHAKEN and rsp
-// PASSporTs and the privacy-mode constraint values of testdata/ verifying
-// and byte-identical; TestSignCanonical checks Sign's §9 form;
-// interop_test.go signs and verifies with npm jose; each parser has a
-// Fuzz test.
+// Tests that prove it: TestVerify and TestVerifyRejects run delegate
+// certificates whose SCTs the STI-CT log's own signer issued, one row per
+// accepted case and per failed check (asserting its sentinel and Check
+// name); TestGolden keeps testdata/passports.json (a SHAKEN and an rsp
+// PASSporT) verifying, and Sign writing their header and payload byte for
+// byte; TestPrivacyGolden keeps testdata/privacy-modes.json, cross-checked
+// with stitest's own encoder; TestParse and TestCanonicalJSON quote
+// RFC 8225's cases; TestSignCanonical checks Sign's §9 form; interop_test.go
+// signs and verifies with npm jose; FuzzParse, FuzzParseIdentityHeader and
+// FuzzVerify fuzz the inputs.
 package passport

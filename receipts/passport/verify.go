@@ -129,6 +129,16 @@ func TrustFromConfiguration(c *receipts.Configuration) (*Trust, error) {
 //	res, err := passport.Verify(ctx, token, passport.Options{Trust: trust})
 //	if err != nil { fmt.Println(passport.Check(err), err) }
 func Verify(ctx context.Context, token string, o Options) (*Result, error) {
+	res, err := verify(ctx, token, o)
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// verify is Verify, but on failure it also returns the Result so far,
+// whose Checks are those that passed (for VerifyRequest's answer).
+func verify(ctx context.Context, token string, o Options) (*Result, error) {
 	p, ih, err := ParseAny(token)
 	if err != nil {
 		return nil, err
@@ -141,7 +151,7 @@ func Verify(ctx context.Context, token string, o Options) (*Result, error) {
 	add := func(format string, a ...any) { res.Checks = append(res.Checks, fmt.Sprintf(format, a...)) }
 
 	if err := checkHeader(p, ih, o); err != nil {
-		return nil, err
+		return res, err
 	}
 	form := "RFC 8225 §9 canonical JSON"
 	if !p.Header.Canonical {
@@ -160,15 +170,15 @@ func Verify(ctx context.Context, token string, o Options) (*Result, error) {
 	if len(x5c) == 0 {
 		// checkHeader allowed this only with FetchX5U and an x5u.
 		if x5c, err = o.FetchX5U(ctx, p.Header.X5U); err != nil {
-			return nil, fmt.Errorf("%w: fetching x5u %s: %v", ErrChain, p.Header.X5U, err)
+			return res, fmt.Errorf("%w: fetching x5u %s: %v", ErrChain, p.Header.X5U, err)
 		}
 		if len(x5c) == 0 || len(x5c) > stict.MaxChain {
-			return nil, fmt.Errorf("%w: x5u %s gave %d certificates", ErrChain, p.Header.X5U, len(x5c))
+			return res, fmt.Errorf("%w: x5u %s gave %d certificates", ErrChain, p.Header.X5U, len(x5c))
 		}
 		add("x5u: fetched %d certificates from %s", len(x5c), p.Header.X5U)
 	}
 	if err := checkSignature(p, x5c[0]); err != nil {
-		return nil, err
+		return res, err
 	}
 	add("signature: ES256 by the x5c leaf's key")
 
@@ -179,24 +189,24 @@ func Verify(ctx context.Context, token string, o Options) (*Result, error) {
 	iat := time.Unix(p.Claims.IAT, 0)
 	switch age := now.Sub(iat); {
 	case age > fresh:
-		return nil, fmt.Errorf("%w: iat %d is %s old, the window is %s (RFC 8224 §6.2)", ErrStale, p.Claims.IAT, age.Round(time.Second), fresh)
+		return res, fmt.Errorf("%w: iat %d is %s old, the window is %s (RFC 8224 §6.2)", ErrStale, p.Claims.IAT, age.Round(time.Second), fresh)
 	case -age > maxFuture:
-		return nil, fmt.Errorf("%w: iat %d is %s in the future (at most %s)", ErrStale, p.Claims.IAT, (-age).Round(time.Second), maxFuture)
+		return res, fmt.Errorf("%w: iat %d is %s in the future (at most %s)", ErrStale, p.Claims.IAT, (-age).Round(time.Second), maxFuture)
 	default:
 		add("freshness: iat %s, %s from now, window %s", iat.UTC().Format(time.RFC3339), age.Round(time.Second), fresh)
 	}
 
 	if o.Trust == nil || o.Trust.Roots == nil {
-		return nil, fmt.Errorf("%w: no trusted STI roots configured", ErrChain)
+		return res, fmt.Errorf("%w: no trusted STI roots configured", ErrChain)
 	}
 	v, err := stict.ValidateChain(x5c, o.Trust.Roots, now, false)
 	switch {
 	case errors.Is(err, stict.ErrTNAuthList):
-		return nil, fmt.Errorf("%w: %w", ErrTNNotCovered, err)
+		return res, fmt.Errorf("%w: %w", ErrTNNotCovered, err)
 	case errors.Is(err, stict.ErrConstraints):
-		return nil, fmt.Errorf("%w: %w", ErrConstraint, err)
+		return res, fmt.Errorf("%w: %w", ErrConstraint, err)
 	case err != nil:
-		return nil, fmt.Errorf("%w: %w", ErrChain, err)
+		return res, fmt.Errorf("%w: %w", ErrChain, err)
 	}
 	res.Leaf, res.TNAuthList = v.Leaf, v.TNAuthList
 	add("chain: %s, to STI root %s, valid until %s", v.Leaf.Subject.CommonName, v.Chain[len(v.Chain)-1].Subject.CommonName, v.Leaf.NotAfter.UTC().Format(time.RFC3339))
@@ -206,13 +216,13 @@ func Verify(ctx context.Context, token string, o Options) (*Result, error) {
 
 	lines, err := checkTN(p, v.TNAuthList, o.SPCs)
 	if err != nil {
-		return nil, err
+		return res, err
 	}
 	res.Checks = append(res.Checks, lines...)
 
 	lines, err = checkConstraints(p, v.Constraints, o)
 	if err != nil {
-		return nil, err
+		return res, err
 	}
 	res.Checks = append(res.Checks, lines...)
 
@@ -225,7 +235,7 @@ func Verify(ctx context.Context, token string, o Options) (*Result, error) {
 		add("scts: %s", l)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrSCT, err)
+		return res, fmt.Errorf("%w: %w", ErrSCT, err)
 	}
 	res.SCTs = scts
 	for _, s := range scts {
@@ -244,19 +254,19 @@ func Verify(ctx context.Context, token string, o Options) (*Result, error) {
 			}
 			line, err := o.Online.ProveSCT(ctx, s.Log, s.LeafIndex, s.Leaf)
 			if err != nil {
-				return nil, fmt.Errorf("%w: %s entry %d: %w", ErrNotIncluded, s.Log.Origin, s.LeafIndex, err)
+				return res, fmt.Errorf("%w: %s entry %d: %w", ErrNotIncluded, s.Log.Origin, s.LeafIndex, err)
 			}
 			res.Checks = append(res.Checks, line)
 			proved++
 		}
 		if proved == 0 {
-			return nil, fmt.Errorf("%w: no SCT of a trusted log carries a leaf_index (static-ct-api) to prove", ErrNotIncluded)
+			return res, fmt.Errorf("%w: no SCT of a trusted log carries a leaf_index (static-ct-api) to prove", ErrNotIncluded)
 		}
 	}
 
 	if p.Header.PPT == "rsp" {
 		if err := checkRSP(p, o.Original); err != nil {
-			return nil, err
+			return res, err
 		}
 		add("rsp: orig and dest equal the original PASSporT's")
 	}

@@ -33,6 +33,9 @@ type fixture struct {
 	trust  *Trust
 	now    time.Time
 	nextID uint64
+	// leafHashes are the RFC 6962 leaf hashes of the entries the log
+	// signed SCTs for, by leaf index.
+	leafHashes map[uint64][]byte
 }
 
 func newFixture(t testing.TB) *fixture {
@@ -80,6 +83,10 @@ func (f *fixture) submit(t testing.TB, s *stict.Signer) func([][]byte) ([]byte, 
 			return nil, err
 		}
 		f.nextID++
+		if f.leafHashes == nil {
+			f.leafHashes = map[uint64][]byte{}
+		}
+		f.leafHashes[f.nextID] = e.MerkleLeafHash(f.nextID)
 		sct, err := s.SCT(e, f.nextID)
 		if err != nil {
 			return nil, err
@@ -219,9 +226,36 @@ func TestVerify(t *testing.T) {
 			}
 		})
 	}
+	// x5u: fetched only when there is no x5c, and only with FetchX5U.
+	fetched := 0
+	x5uOpts := f.opts()
+	x5uOpts.FetchX5U = func(ctx context.Context, url string) ([][]byte, error) {
+		fetched++
+		if url != "https://cert.example.org/passport.pem" {
+			return nil, fmt.Errorf("fetched %s", url)
+		}
+		return f.p.Chain(tn), nil
+	}
+	noX5C, err := Sign(f.shaken("12025550101"), SignOptions{Key: tn.Key, NoX5C: true, X5U: "https://cert.example.org/passport.pem", PPT: "shaken"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := Verify(context.Background(), noX5C, x5uOpts); err != nil || fetched != 1 || !strings.Contains(strings.Join(res.Checks, "\n"), "x5u: fetched 2 certificates") {
+		t.Fatalf("x5u: %+v, %v (fetched %d)", res, err, fetched)
+	}
+	if _, err := Verify(context.Background(), original, x5uOpts); err != nil || fetched != 1 {
+		t.Fatalf("x5u fetched with x5c present: %v (fetched %d)", err, fetched)
+	}
+	if _, err := Verify(context.Background(), noX5C, f.opts()); !errors.Is(err, ErrHeader) {
+		t.Fatalf("no x5c and no FetchX5U: %v", err)
+	}
 	// The online check got the SCT's own leaf and index.
 	if len(prover.got) != 1 || prover.got[0].index != 1 || prover.got[0].log != f.log.Name() {
-		t.Errorf("prover calls = %+v", prover.got)
+		t.Fatalf("prover calls = %+v", prover.got)
+	}
+	// What it got hashes (SHA-256 of 0x00 and it) to the log's leaf hash.
+	if h := sha256.Sum256(append([]byte{0}, prover.got[0].leaf...)); string(h[:]) != string(f.leafHashes[1]) {
+		t.Errorf("prover got a MerkleTreeLeaf whose hash %x is not the log's %x", h, f.leafHashes[1])
 	}
 }
 
@@ -363,4 +397,38 @@ func TestVerifyRejects(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzVerify: any header and claims, signed by a delegate's key (with its
+// chain put where the header says "X5C", so that inputs stay small) or
+// left unsigned, are accepted only as a PASSporT that verifies, or refused
+// with one of Verify's sentinels; none panics.
+func FuzzVerify(f *testing.F) {
+	fx := newFixture(f)
+	c := fx.delegate(f, stitest.DelegateOptions{})
+	iat := fmt.Sprint(fx.now.Unix())
+	f.Add(`{"alg":"ES256","ppt":"shaken","typ":"passport","x5c":"X5C"}`, `{"attest":"A","dest":{"tn":["12155551213"]},"iat":`+iat+`,"orig":{"tn":"12025550101"},"origid":"123e4567-e89b-12d3-a456-426614174000"}`, true)
+	f.Add(`{"alg":"ES256","typ":"passport","x5c":"X5C"}`, `{"dest":{"uri":["sip:a@b"]},"iat":`+iat+`,"orig":{"tn":"18001231234"},"rcd":{"nam":"x"}}`, true)
+	f.Add(`{"alg":"none","typ":"passport","x5c":"X5C"}`, `{}`, false)
+	o := fx.opts()
+	x5c := x5cJSON(fx, c)
+	f.Fuzz(func(t *testing.T, header, payload string, sign bool) {
+		header = strings.Replace(header, `"X5C"`, x5c, 1)
+		var token string
+		if sign {
+			token = signRaw(t, c, header, payload)
+		} else {
+			token = base64.RawURLEncoding.EncodeToString([]byte(header)) + "." + base64.RawURLEncoding.EncodeToString([]byte(payload)) + "."
+		}
+		res, err := Verify(context.Background(), token, o)
+		if err != nil {
+			if Check(err) == "" {
+				t.Fatalf("error %v has no check name", err)
+			}
+			return
+		}
+		if !sign || res.Leaf == nil || len(res.SCTs) == 0 {
+			t.Fatalf("accepted (signed %v) without a leaf or SCTs: %+v", sign, res)
+		}
+	})
 }

@@ -4,7 +4,8 @@
 // leaf_index extension; the RFC 6962 read endpoints computed from the
 // tiles (get-sth, get-sth-consistency, get-proof-by-hash, get-entries,
 // get-roots); receipts for entries by index or leaf hash; and the issuer/
-// certificates that data tiles name by fingerprint.
+// certificates that data tiles name by fingerprint; and log.v3.json, the
+// log's CT log list v3 entry.
 //
 // The HTTP layer decodes, calls Service and encodes; every refusal is an
 // RFC 9457 problem and changes nothing.
