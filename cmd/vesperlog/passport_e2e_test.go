@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -277,6 +278,19 @@ func TestPassportEndToEnd(t *testing.T) {
 				t.Errorf("POST /api/verify-passport: %d %s; want 422 with check %s", code, b, c.check)
 			}
 		})
+	}
+
+	// -json on a failure: the failed check, and the checks that passed.
+	var failed struct {
+		Valid  bool     `json:"valid"`
+		Check  string   `json:"check"`
+		Error  string   `json:"error"`
+		Checks []string `json:"checks"`
+	}
+	got = runVesper(t, cli, dir, 1, "passport", "verify", "-trust", "trust.json", "-json", "outside.jwt")
+	if err := json.NewDecoder(strings.NewReader(got)).Decode(&failed); err != nil || failed.Valid || failed.Check != "tnauthlist" ||
+		!slices.ContainsFunc(failed.Checks, func(c string) bool { return strings.HasPrefix(c, "chain: ") }) {
+		t.Errorf("passport verify -json of a failure: %+v %v\n%s", failed, err, got)
 	}
 
 	// The server never fetches x5u (a request must not make it reach
