@@ -346,6 +346,17 @@ func tnAuthList(items []string) (stict.TNAuthList, error) {
 	return stict.ParseTNAuthList(der)
 }
 
+// x5uClient fetches -fetch-x5u chains: HTTPS only, redirects included.
+var x5uClient = &http.Client{
+	Timeout: 5 * time.Second,
+	CheckRedirect: func(req *http.Request, via []*http.Request) error {
+		if req.URL.Scheme != "https" || len(via) >= 3 {
+			return fmt.Errorf("x5u redirected to %s: only up to 3 https redirects are followed", req.URL.Redacted())
+		}
+		return nil
+	},
+}
+
 // fetchChain is -fetch-x5u: the chain at an HTTPS URL, PEM or DER, at most
 // 64 KiB, within 5 seconds.
 func fetchChain(ctx context.Context, u string) ([][]byte, error) {
@@ -359,7 +370,7 @@ func fetchChain(ctx context.Context, u string) ([][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := x5uClient.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("x5u: %w", err)
 	}
