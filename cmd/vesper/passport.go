@@ -82,20 +82,21 @@ func passportSignFlags(fs *flag.FlagSet) cli.Action {
 			c.IAT = time.Now().Unix()
 		}
 		c.Dest.TN, c.Dest.URI = commaList(*dest), commaList(*destURI)
-		if *ppt == "shaken" {
-			switch *attest {
-			case "A", "B", "C":
-			case "":
-				return usageErr("-ppt shaken needs -attest A, B or C")
-			default:
-				return usageErr("-attest %q: want A, B or C", *attest)
-			}
+		// SHAKEN's claims: required with ppt shaken, allowed in an rsp
+		// answering a SHAKEN call.
+		switch {
+		case *attest == "" && *ppt == "shaken":
+			return usageErr("-ppt shaken needs -attest A, B or C")
+		case *attest == "":
+		case *ppt != "shaken" && *ppt != "rsp":
+			return usageErr("-attest is SHAKEN's: give -ppt shaken (or rsp)")
+		case *attest != "A" && *attest != "B" && *attest != "C":
+			return usageErr("-attest %q: want A, B or C", *attest)
+		default:
 			c.Attest, c.OrigID = *attest, *origid
 			if c.OrigID == "auto" {
 				c.OrigID = newUUID()
 			}
-		} else if *attest != "" {
-			return usageErr("-attest is SHAKEN's: give -ppt shaken")
 		}
 		if *rcdFile != "" {
 			b, err := os.ReadFile(*rcdFile)
