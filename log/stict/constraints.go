@@ -324,8 +324,9 @@ func (c *Constraints) Extension() (pkix.Extension, error) {
 
 // CertificateConstraints parses the claim constraints of c: nil, nil if it
 // has none; an error if either extension is malformed, repeated, or both
-// are present (RFC 9118 §6 advises against that, and which one governs
-// would be a guess).
+// are present: which one governs would be a guess (RFC 9118 counsels
+// issuers against including both; its exact wording was not checked for
+// this comment).
 func CertificateConstraints(c *x509.Certificate) (*Constraints, error) {
 	var out *Constraints
 	for _, e := range c.Extensions {

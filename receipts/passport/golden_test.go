@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"flag"
@@ -133,6 +134,13 @@ type privacyGolden struct {
 	// CommitWithSaltHash is a commitment with the optional salt hash,
 	// which verifiers accept.
 	CommitWithSaltHash string `json:"commit_with_salt_hash"`
+	// DER is the EnhancedJWTClaimConstraints extension value (hex) that
+	// requires rcd and permits it in each mode.
+	DER struct {
+		Transparent string `json:"transparent"`
+		Hash        string `json:"hash"`
+		Commit      string `json:"commit"`
+	} `json:"der"`
 }
 
 // TestPrivacyGolden: the profile's values for stitest's rcd and salt are
@@ -154,6 +162,21 @@ func TestPrivacyGolden(t *testing.T) {
 	}
 	sh := sha256.Sum256(stitest.RCDSalt)
 	g.CommitWithSaltHash = g.Commit + ":" + base64.RawURLEncoding.EncodeToString(sh[:])
+	for _, d := range []struct {
+		p   string
+		m   stitest.Mode
+		out *string
+	}{{g.Transparent, stitest.ModeValue, &g.DER.Transparent}, {g.Hash, stitest.ModeHash, &g.DER.Hash}, {g.Commit, stitest.ModeCommit, &g.DER.Commit}} {
+		der, err := (&stict.Constraints{Enhanced: true, MustInclude: []string{"rcd"}, PermittedValues: []stict.ClaimValues{{Claim: "rcd", Values: []string{d.p}}}}).Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// stitest encodes the same extension by hand.
+		if ext := stitest.RCDConstraint(d.m); !ext.Id.Equal(stict.OIDEnhancedJWTClaimConstraints) || hex.EncodeToString(ext.Value) != hex.EncodeToString(der) {
+			t.Errorf("mode %d: stitest's DER %x, ours %x", d.m, ext.Value, der)
+		}
+		*d.out = hex.EncodeToString(der)
+	}
 	got, _ := json.MarshalIndent(g, "", "  ")
 	got = append(got, '\n')
 	if *update {

@@ -217,6 +217,16 @@ func parseClaims(b []byte) (*Claims, error) {
 			if err = json.Unmarshal(v, &c.OrigID); err == nil && !uuidPattern.MatchString(c.OrigID) {
 				err = fmt.Errorf("%q is not a UUID (RFC 8588 §4)", c.OrigID)
 			}
+		case "rcd":
+			// RFC 9795: an object with at least the display name nam;
+			// the rest is kept as signed.
+			var rcd map[string]json.RawMessage
+			var nam string
+			if err = json.Unmarshal(v, &rcd); err != nil || rcd == nil || json.Unmarshal(rcd["nam"], &nam) != nil {
+				err = errors.New(`want an object with a string "nam" (RFC 9795)`)
+				break
+			}
+			fallthrough
 		default:
 			if c.Other == nil {
 				c.Other = make(map[string]json.RawMessage)
@@ -317,14 +327,18 @@ type SignOptions struct {
 }
 
 // Sign returns c as a full-form PASSporT signed with ES256 by o.Key: its
-// header and payload in RFC 8225 §9 form (the payload written by
-// CanonicalJSON, each dest array sorted; go-jose writes the protected
-// header from a map, so sorted and compact too), typ "passport", x5c in
-// standard base64.
+// header and payload in RFC 8225 §9 form (both written by CanonicalJSON,
+// each dest array sorted), typ "passport", x5c in standard base64, the
+// signature R||S (RFC 7518 §3.4).
 func Sign(c Claims, o SignOptions) (string, error) {
 	pub, ok := o.Key.Public().(*ecdsa.PublicKey)
 	if !ok || pub.Curve != elliptic.P256() {
 		return "", errors.New("passport: the signing key is not ECDSA P-256 (ES256)")
+	}
+	for _, k := range []string{"orig", "dest", "iat", "attest", "origid"} {
+		if _, ok := c.Other[k]; ok {
+			return "", fmt.Errorf("passport: claim %s belongs in its Claims field, not in Other", k)
+		}
 	}
 	payload, err := c.canonical()
 	if err != nil {
@@ -334,15 +348,15 @@ func Sign(c Claims, o SignOptions) (string, error) {
 	if _, err := parseClaims(payload); err != nil {
 		return "", err
 	}
-	opts := (&jose.SignerOptions{}).WithType("passport")
+	h := map[string]any{"alg": "ES256", "typ": "passport"}
 	if o.PPT != "" {
-		opts = opts.WithHeader("ppt", o.PPT)
+		h["ppt"] = o.PPT
 	}
 	if o.X5U != "" {
 		if err := checkURL(o.X5U, "https"); err != nil {
 			return "", fmt.Errorf("passport: x5u: %w", err)
 		}
-		opts = opts.WithHeader("x5u", o.X5U)
+		h["x5u"] = o.X5U
 	}
 	if !o.NoX5C {
 		if len(o.Chain) == 0 {
@@ -352,17 +366,22 @@ func Sign(c Claims, o SignOptions) (string, error) {
 		for _, der := range o.Chain {
 			x5c = append(x5c, base64.StdEncoding.EncodeToString(der))
 		}
-		opts = opts.WithHeader("x5c", x5c)
+		h["x5c"] = x5c
 	}
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: opaque{o.Key, pub}}, opts)
+	// The header is written here, not by go-jose, whose JSON encoder
+	// escapes <, > and & (an x5u with a query string would then not be in
+	// §9 form). go-jose verifies what this writes (Verify, and npm jose in
+	// interop_test.go).
+	header, err := CanonicalJSON(h)
+	if err != nil {
+		return "", err
+	}
+	in := base64.RawURLEncoding.EncodeToString(header) + "." + base64.RawURLEncoding.EncodeToString(payload)
+	sig, err := opaque{o.Key, pub}.SignPayload([]byte(in), jose.ES256)
 	if err != nil {
 		return "", fmt.Errorf("passport: %w", err)
 	}
-	jws, err := s.Sign(payload)
-	if err != nil {
-		return "", fmt.Errorf("passport: %w", err)
-	}
-	return jws.CompactSerialize()
+	return in + "." + base64.RawURLEncoding.EncodeToString(sig), nil
 }
 
 // canonical returns c's payload in RFC 8225 §9 form.

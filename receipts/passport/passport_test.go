@@ -64,6 +64,8 @@ func TestParse(t *testing.T) {
 		{"duplicate claim", hdr, `{"dest":{"tn":["1"]},"iat":1,"iat":2,"orig":{"tn":"1"}}`, sig, ErrMalformed},
 		{"a float in another claim", hdr, `{"dest":{"tn":["1"]},"iat":1,"orig":{"tn":"1"},"x":1e3}`, sig, ErrMalformed},
 		{"claims not an object", hdr, `[1]`, sig, ErrMalformed},
+		{"rcd without nam (RFC 9795)", hdr, `{"dest":{"tn":["1"]},"iat":1,"orig":{"tn":"1"},"rcd":{"icn":"https://a.example/i.png"}}`, sig, ErrMalformed},
+		{"rcd not an object", hdr, `{"dest":{"tn":["1"]},"iat":1,"orig":{"tn":"1"},"rcd":"Alice"}`, sig, ErrMalformed},
 		{"trailing JSON", hdr, rfc8225Claims + `{}`, sig, ErrMalformed},
 		{"invalid UTF-8", hdr, "{\"dest\":{\"tn\":[\"1\"]},\"iat\":1,\"orig\":{\"uri\":\"\xff\"}}", sig, ErrMalformed},
 		{"duplicate header member", `{"alg":"ES256","alg":"none","typ":"passport"}`, rfc8225Claims, sig, ErrMalformed},
@@ -134,11 +136,26 @@ func TestSignCanonical(t *testing.T) {
 	if got, err := Parse(tok); err != nil || !got.Header.Canonical {
 		t.Errorf("Parse(Sign) = %+v, %v", got, err)
 	}
+	// An x5u with a query stays unescaped (go-jose's encoder would write
+	// \u0026), and go-jose verifies the result.
+	tok, err = Sign(Claims{Orig: Orig{TN: "1"}, Dest: Dest{TN: []string{"2"}}, IAT: 1}, SignOptions{Key: f.p.TN.Key, NoX5C: true, X5U: "https://a.example/c?a=1&b=<2>"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _ = base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[0])
+	if want := `{"alg":"ES256","typ":"passport","x5u":"https://a.example/c?a=1&b=<2>"}`; string(h) != want {
+		t.Errorf("header %s, want %s", h, want)
+	}
+	if got, err := Parse(tok); err != nil || !got.Header.Canonical || checkSignature(got, f.p.TN.DER) != nil {
+		t.Errorf("Parse(Sign) = %+v, %v", got, err)
+	}
 	for _, c := range []Claims{
 		{Orig: Orig{TN: "1", URI: "sip:a@b"}, Dest: Dest{TN: []string{"1"}}},
 		{Orig: Orig{TN: "1"}},
 		{Orig: Orig{TN: "+1"}, Dest: Dest{TN: []string{"1"}}},
 		{Orig: Orig{TN: "1"}, Dest: Dest{TN: []string{"1"}}, Other: map[string]json.RawMessage{"x": json.RawMessage(`1.5`)}},
+		{Orig: Orig{TN: "1"}, Dest: Dest{TN: []string{"1"}}, Other: map[string]json.RawMessage{"iat": json.RawMessage(`5`)}},
+		{Orig: Orig{TN: "1"}, Dest: Dest{TN: []string{"1"}}, Other: map[string]json.RawMessage{"rcd": json.RawMessage(`{}`)}},
 	} {
 		if tok, err := Sign(c, SignOptions{Key: f.p.TN.Key, Chain: f.p.Chain(f.p.TN)}); err == nil {
 			t.Errorf("Sign(%+v) = %s, want an error", c, tok)
