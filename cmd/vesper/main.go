@@ -2,8 +2,10 @@
 // server: vetting agents (keygen, kyc-hash, submit, agent, token issue),
 // token holders (token present), verifiers (trust, verify-receipt, token
 // verify, checkpoint, proof), auditors and monitors (audit, monitor,
-// compare, check-evidence), and operators of a posix log (agents add,
-// revoke, limit).
+// compare, check-evidence), operators of a posix log (agents add,
+// revoke, limit), and the STIR call path: an authentication service
+// (passport sign), a verification service (passport verify), and a TEST
+// certification authority issuing delegate certificates (ca delegate).
 //
 // Every command reads "vesper COMMAND [VERB] -flags args" (package
 // cmd/internal/cli): "vesper -h" lists the commands, and "vesper COMMAND -h"
@@ -86,6 +88,27 @@ var program = &cli.Program{Name: "vesper", Commands: []*cli.Command{
 			"signature, the checkpoint's signatures and witness quorum, and the entry's inclusion; -agents also " +
 			"checks the agent's own signature, and -digest that the entry logs that digest.",
 		Flags: verifyReceiptFlags},
+	{Name: "passport sign", Synopsis: "-key DELEGATE.key -chain DELEGATE.pem [-x5u URL] [-no-x5c] (-orig TN | -orig-uri URI) (-dest TN[,TN…] | -dest-uri URI) [-iat UNIX] [-ppt shaken|rcd|rsp] [-attest A|B|C] [-origid UUID|auto] [-rcd RCD.json] [-identity [-info URL]] [-out FILE]",
+		Summary: "sign a call's PASSporT with a delegate certificate",
+		Description: "An authentication service (RFC 8224 §5): signs a PASSporT (RFC 8225) with ES256, its payload in " +
+			"RFC 8225 §9 form and the delegate certificate's chain in x5c; SHAKEN (RFC 8588) with -attest, rcd (RFC 9795) " +
+			"with -rcd, and the rsp PASSporT of the called party (draft-ietf-stir-rfc4916-update) with -ppt rsp. " +
+			"Prints the token, or with -identity a SIP Identity header value.",
+		Flags: passportSignFlags},
+	{Name: "passport verify", Synopsis: "-trust TRUST.json [-freshness 60s] [-now RFC3339] [-original PASSPORT.jwt] [-disclose DISCLOSE.json] [-require-commitments] [-spc-numbers SPC.json] [-online] [-fetch-x5u] [-json] PASSPORT|IDENTITY|-",
+		Summary: "verify a PASSporT down to the STI-CT log",
+		Description: "A verification service (RFC 8224 §6): checks the header, the signature by the x5c leaf, freshness, " +
+			"the chain to the pinned STI roots, the TNAuthList's authorization of the number, the certificate's claim " +
+			"constraints, and its embedded SCTs from the pinned STI-CT logs; -online also proves each SCT's entry in a " +
+			"witnessed checkpoint (for audits, not per call). Prints one line per check; exits 1 naming the failed check.",
+		Flags: passportVerifyFlags},
+	{Name: "ca delegate", Synopsis: "-pki DIR -log URL [-log URL…] [-tn N | -range START,COUNT] [-rcd RCD.json -mode value|hash|commit] -out DIR",
+		Summary: "issue a delegate certificate with embedded SCTs (a TEST CA)",
+		Description: "A TEST certification authority, for trying the STIR flow: the intermediate CA of a test PKI " +
+			"directory (testdata/sti-pki, keys in the clear) issues a short-lived delegate certificate whose precertificate " +
+			"it logs in each STI-CT log (add-pre-chain), embedding their SCTs; -rcd adds claim constraints requiring the " +
+			"rcd claim, in the clear, hashed or committed. Not for production certificates.",
+		Flags: caDelegateFlags},
 	{Name: "agent enroll", Synopsis: "-entities DIR -id ID (-commitment FILE | -kyc-data-hash B64URL) [-claims C.json] [-frame F.json]",
 		Summary: "enroll an entity with a vetting agent's token service",
 		Description: "Writes the entity's record into the agent's directory DIR and prints the bearer token the " +

@@ -51,6 +51,7 @@ type config struct {
 	STICTKey           string        `yaml:"stict-key"`
 	STICTNoteKey       string        `yaml:"stict-note-key"`
 	STICTWitnessPolicy string        `yaml:"stict-witness-policy"`
+	RequiredSCTs       int           `yaml:"required-scts"`
 	MLDSACheckpoints   bool          `yaml:"mldsa-checkpoints"`
 	LogFormat          string        `yaml:"log-format"`
 	LogLevel           string        `yaml:"log-level"`
@@ -98,6 +99,7 @@ func (c *config) flags(fs *flag.FlagSet) *string {
 	fs.StringVar(&c.STICTOrigin, "stict-origin", "", "origin of the STI-CT log (default <public host>/stict, or the existing log's)")
 	fs.StringVar(&c.STICTKey, "stict-key", "", "STI-CT log key (SCTs and checkpoints), a private P-256 JWK (default <data>/keys/stict-p256.jwk)")
 	fs.StringVar(&c.STICTNoteKey, "stict-note-key", "", "Ed25519 key that also signs each STI-CT checkpoint, for C2SP witnesses (default <data>/keys/stict-checkpoint.key)")
+	fs.IntVar(&c.RequiredSCTs, "required-scts", 1, "SCTs from distinct trusted STI-CT logs a delegate certificate needs, in POST /api/verify-passport and the trust document's sti member (this server trusts only its own STI-CT log, so 1)")
 	fs.BoolVar(&c.MLDSACheckpoints, "mldsa-checkpoints", false, "also sign each log's checkpoints with an ML-DSA-44 key (<checkpoint key>-mldsa.key, created on first use)")
 	fs.StringVar(&c.STICTWitnessPolicy, "stict-witness-policy", "", "C2SP tlog-policy (with URLs) for the STI-CT log's checkpoints, when its witnesses differ (default -witness-policy's)")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format on stderr: text or json")
@@ -173,6 +175,7 @@ func (c *config) applyFile(path string, fs *flag.FlagSet) error {
 	set("stict-key", &c.STICTKey, fromFile.STICTKey)
 	set("stict-note-key", &c.STICTNoteKey, fromFile.STICTNoteKey)
 	set("stict-witness-policy", &c.STICTWitnessPolicy, fromFile.STICTWitnessPolicy)
+	set("required-scts", &c.RequiredSCTs, fromFile.RequiredSCTs)
 	set("log-format", &c.LogFormat, fromFile.LogFormat)
 	set("log-level", &c.LogLevel, fromFile.LogLevel)
 	set("pprof", &c.Pprof, fromFile.Pprof)
@@ -223,6 +226,13 @@ func (c *config) complete() error {
 	}
 	if c.IssuedAtWindow <= 0 {
 		return fmt.Errorf("-iat-window must be positive")
+	}
+	if c.RequiredSCTs < 1 {
+		return fmt.Errorf("-required-scts must be at least 1")
+	}
+	if c.RequiredSCTs > 1 {
+		// The trust document lists one STI-CT log: its own.
+		return fmt.Errorf("-required-scts %d: this server trusts one STI-CT log, its own, so a certificate can carry at most 1 SCT that counts", c.RequiredSCTs)
 	}
 	if c.MaxInFlight < 0 {
 		return fmt.Errorf("-max-inflight must be 0 (the default) or positive")

@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/vesperlog/vesperlog/client"
 	vlog "github.com/vesperlog/vesperlog/log"
 	"github.com/vesperlog/vesperlog/log/problem"
 	"github.com/vesperlog/vesperlog/log/state"
@@ -27,6 +28,7 @@ import (
 	"github.com/vesperlog/vesperlog/log/vetting"
 	"github.com/vesperlog/vesperlog/log/vetting/server"
 	"github.com/vesperlog/vesperlog/receipts"
+	"github.com/vesperlog/vesperlog/receipts/passport"
 	"github.com/vesperlog/vesperlog/receipts/vesper"
 	"github.com/vesperlog/vesperlog/storage"
 	"github.com/vesperlog/vesperlog/storage/keys"
@@ -60,6 +62,10 @@ type app struct {
 	// to close, so that vesperlog keys rotate-receipt refuses to replace
 	// the key of a running server.
 	keyLock *os.File
+	// proofClient fetches the STI-CT log's checkpoints, entries and
+	// proofs through the public URL, for POST /api/verify-passport's
+	// "online" check.
+	proofClient *http.Client
 	// closeOnce makes close safe to call again: a second signal closes
 	// the logs while the first stop may still be waiting to.
 	closeOnce sync.Once
@@ -228,6 +234,9 @@ func newApp(ctx context.Context, cfg *config) (_ *app, err error) {
 		ready:     ready,
 		httpm:     httpm,
 		witnesses: witnesses,
+		// The online check asks this server itself: bounded, so that a
+		// request never waits on it for long.
+		proofClient: &http.Client{Timeout: 10 * time.Second},
 	}, nil
 }
 
@@ -475,6 +484,7 @@ func (s *app) handler() http.Handler {
 		problem.WriteJSON(w, s.transparencyConfiguration())
 	})
 	mux.HandleFunc("POST /api/verify-vetted-info", s.handleVerifyVettedInfo)
+	mux.HandleFunc("POST /api/verify-passport", s.handleVerifyPassport)
 	mux.Handle("GET /metrics", s.metrics)
 	mux.Handle("GET /{$}", s.statusPage())
 	mux.HandleFunc("GET /healthz", handleHealthz)
@@ -503,6 +513,52 @@ func (s *app) handleVerifyVettedInfo(w http.ResponseWriter, r *http.Request) {
 	default:
 		problem.WriteJSON(w, res)
 	}
+}
+
+// handleVerifyPassport is a PASSporT verification service (RFC 8224 §6)
+// over HTTP: it verifies a PASSporT or Identity header value against the
+// STI trust of this server's trust document (its roots, its own STI-CT
+// log). A malformed request is 400; a PASSporT that fails a check is 422
+// whose problem names the check.
+func (s *app) handleVerifyPassport(w http.ResponseWriter, r *http.Request) {
+	if s.stict == nil {
+		problem.Write(w, r, fmt.Errorf("%w: this server runs no STI-CT log (-stict-roots), so it has no STI trust to verify PASSporTs with", problem.ErrNotFound))
+		return
+	}
+	body, err := problem.ReadBody(w, r, "application/json", passport.MaxRequest)
+	if err != nil {
+		problem.Write(w, r, err)
+		return
+	}
+	o, err := s.passportOptions()
+	if err != nil {
+		problem.Write(w, r, fmt.Errorf("the server's STI trust: %w", err))
+		return
+	}
+	res, err := passport.VerifyRequest(r.Context(), body, o)
+	switch {
+	case errors.Is(err, passport.ErrRequest), errors.Is(err, passport.ErrMalformed):
+		problem.Write(w, r, problem.WithCheck(fmt.Errorf("%w: %w", problem.ErrBadRequest, err), passport.Check(err)))
+	case err != nil:
+		problem.Write(w, r, problem.WithCheck(fmt.Errorf("%w: %w", problem.ErrUnverifiable, err), passport.Check(err)))
+	default:
+		problem.WriteJSON(w, res)
+	}
+}
+
+// passportOptions is what this server trusts when it verifies a PASSporT:
+// the sti member of its trust document. It never dereferences x5u (the
+// request would make the server fetch any URL: SSRF), and it proves
+// inclusion online ("online": true) only in the logs its trust document
+// lists, which is its own STI-CT log, through its public URL, checking the
+// checkpoint's witness quorum as any client would.
+func (s *app) passportOptions() (passport.Options, error) {
+	c := s.transparencyConfiguration()
+	t, err := passport.TrustFromConfiguration(&c)
+	if err != nil {
+		return passport.Options{}, err
+	}
+	return passport.Options{Trust: t, Online: client.NewSCTProver(t.Receipts, s.proofClient)}, nil
 }
 
 // verification is what this server trusts when it verifies on a
@@ -569,7 +625,15 @@ func (s *app) transparencyConfiguration() receipts.Configuration {
 		if s.stict.policy != s.policy {
 			lc.WitnessPolicy = s.stict.policy.String()
 		}
+		lc.Metadata = base + "/log.v3.json"
 		c.Logs = append(c.Logs, lc)
+		// What a PASSporT verification service pins: this log's STI
+		// roots, and this log as the one STI-CT log whose SCTs count.
+		sti := &receipts.STIConfiguration{CTLogs: []string{lc.Origin}, RequiredSCTs: s.cfg.RequiredSCTs}
+		for _, r := range s.stict.roots.Certs() {
+			sti.Roots = append(sti.Roots, base64.StdEncoding.EncodeToString(r.Raw))
+		}
+		c.STI = sti
 	}
 	return c
 }

@@ -83,6 +83,27 @@ type Retry struct {
 func (r *Retry) Error() string { return r.Err.Error() }
 func (r *Retry) Unwrap() error { return r.Err }
 
+// Checked is an error that names the check of a verification that failed
+// (a PASSporT's "signature", "chain", "scts", ...): its problem carries
+// the name as its "check" member, so that a client can branch on it
+// without parsing the detail.
+type Checked struct {
+	Err   error
+	Check string
+}
+
+func (c *Checked) Error() string { return c.Err.Error() }
+func (c *Checked) Unwrap() error { return c.Err }
+
+// WithCheck returns err naming the failed check (nil for a nil err, and
+// err itself for an empty check).
+func WithCheck(err error, check string) error {
+	if err == nil || check == "" {
+		return err
+	}
+	return &Checked{Err: err, Check: check}
+}
+
 // problems maps each class to its status and RFC 9457 title.
 // The class is a short fixed name, for metric labels.
 var problems = []struct {
@@ -153,6 +174,8 @@ type Details struct {
 	// RetryAfter, in whole seconds, is the Retry-After (of a 503, or of
 	// any problem wrapped in a Retry) if not 0.
 	RetryAfter int `json:"-"`
+	// Check names the failed check of a verification (WithCheck).
+	Check string `json:"check,omitempty"`
 }
 
 // For returns the problem err belongs to. Errors of no class are internal:
@@ -163,6 +186,9 @@ func For(err error) Details {
 			d := Details{Type: "about:blank", Title: p.title, Status: p.status, Detail: err.Error()}
 			if r := (*Retry)(nil); errors.As(err, &r) {
 				d.RetryAfter = int(max(1, (r.After+time.Second-1)/time.Second))
+			}
+			if c := (*Checked)(nil); errors.As(err, &c) {
+				d.Check = c.Check
 			}
 			return d
 		}

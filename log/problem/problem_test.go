@@ -141,3 +141,28 @@ func TestClientGone(t *testing.T) {
 		}
 	}
 }
+
+// TestCheck: a failed verification's problem names its check, wrapped
+// under more context, and only a Checked error has one.
+func TestCheck(t *testing.T) {
+	err := fmt.Errorf("verify-passport: %w", WithCheck(fmt.Errorf("%w: SCT from an untrusted log", ErrUnverifiable), "scts"))
+	w := httptest.NewRecorder()
+	Write(w, httptest.NewRequest(http.MethodPost, "/api/verify-passport", nil), err)
+	var d map[string]any
+	if err := json.NewDecoder(w.Body).Decode(&d); err != nil {
+		t.Fatal(err)
+	}
+	if w.Code != 422 || d["check"] != "scts" || d["status"] != float64(422) {
+		t.Errorf("got %d %v, want 422 with check scts", w.Code, d)
+	}
+	if c := For(ErrUnverifiable).Check; c != "" {
+		t.Errorf("an error without a check has check %q", c)
+	}
+	if WithCheck(nil, "scts") != nil || WithCheck(ErrBadRequest, "") != ErrBadRequest {
+		t.Error("WithCheck changed a nil error or one without a check")
+	}
+	b, _ := json.Marshal(For(ErrBadRequest))
+	if strings.Contains(string(b), "check") {
+		t.Errorf("a problem without a check has the member: %s", b)
+	}
+}

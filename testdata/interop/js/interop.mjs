@@ -7,6 +7,9 @@
 //   node interop.mjs verify-sdjwt --issuer-jwk JWK.json --token FILE --typ TYP [--aud A --nonce N]
 //   node interop.mjs issue-sdjwt  --issuer-jwk PRIVATE.json --claims C.json --frame F.json --typ TYP
 //                                 [--holder-jwk PRIVATE.json --aud A --nonce N]
+//   node interop.mjs passport-sign   --key KEY.pem --chain CHAIN.pem --payload P.json
+//   node interop.mjs passport-verify --token FILE
+// (the PASSporT commands are run by receipts/passport/interop_test.go)
 import { readFileSync } from 'node:fs';
 import { createHash, createPrivateKey, createPublicKey, randomBytes, sign, verify } from 'node:crypto';
 import * as jose from 'jose';
@@ -133,7 +136,32 @@ async function issueSDJWT(a) {
   return { token };
 }
 
-const commands = { 'verify-jws': verifyJWS, 'verify-sdjwt': verifySDJWT, 'issue-sdjwt': issueSDJWT };
+// PASSporTs (RFC 8225) with the x5c header: jose signs one with a
+// delegate certificate's key, and verifies one with the key of the x5c
+// leaf (importX509), as a verification service holding x5c would.
+async function passportSign(a) {
+  const key = createPrivateKey(readFileSync(a.key, 'utf8'));
+  const x5c = readFileSync(a.chain, 'utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g)
+    .map((p) => p.replace(/-----(BEGIN|END) CERTIFICATE-----|\s/g, ''));
+  const payload = new TextEncoder().encode(read(a.payload));
+  const token = await new jose.CompactSign(payload)
+    .setProtectedHeader({ alg: 'ES256', typ: 'passport', ppt: 'shaken', x5c })
+    .sign(key);
+  return { token };
+}
+
+async function passportVerify(a) {
+  const token = read(a.token);
+  const header = jose.decodeProtectedHeader(token);
+  if (!Array.isArray(header.x5c) || header.x5c.length === 0) throw new Error('no x5c');
+  const leaf = `-----BEGIN CERTIFICATE-----\n${header.x5c[0]}\n-----END CERTIFICATE-----`;
+  const { payload, protectedHeader } = await jose.compactVerify(token, await jose.importX509(leaf, 'ES256'), { algorithms: ['ES256'] });
+  if (protectedHeader.typ !== 'passport') throw new Error(`typ ${protectedHeader.typ}, want passport`);
+  return { header: protectedHeader, payload: JSON.parse(new TextDecoder().decode(payload)) };
+}
+
+const commands = { 'verify-jws': verifyJWS, 'verify-sdjwt': verifySDJWT, 'issue-sdjwt': issueSDJWT,
+  'passport-sign': passportSign, 'passport-verify': passportVerify };
 const cmd = commands[process.argv[2]];
 if (!cmd) {
   console.log(JSON.stringify({ ok: false, error: `unknown command ${process.argv[2]}` }));
