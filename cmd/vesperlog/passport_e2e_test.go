@@ -13,9 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -49,24 +47,7 @@ func TestPassportEndToEnd(t *testing.T) {
 	p := stictPKI(t, dir)
 	const origin = "e2e.test/stict"
 
-	// A first start makes the logs' keys, which the witness must know.
-	first, _ := startSTICT(t, bin, dir, "-stict-origin", origin)
-	_, lc := stictConfiguration(t, first.url)
-	vettingVKey, stictVKey := first.vkey, lc.VKey
-	first.stop(t)
-	out, err := exec.Command(wbin, "keygen", "-name", "witness.test/w1", "-out", filepath.Join(dir, "w1.key")).Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	wvkey := regexp.MustCompile(`vkey: (\S+)`).FindStringSubmatch(string(out))[1]
-	for _, vk := range []string{vettingVKey, stictVKey} {
-		if out, err := exec.Command(wbin, "add-log", "-config", filepath.Join(dir, "logs.policy"), vk).CombinedOutput(); err != nil {
-			t.Fatalf("add-log %s: %v %s", vk, err, out)
-		}
-	}
-	wurl, _ := startWitness(t, wbin, dir, "w1", "127.0.0.1:0")
-	os.WriteFile(filepath.Join(dir, "witnesses.policy"), []byte(fmt.Sprintf("witness w1 %s %s\nquorum w1\n", wvkey, wurl)), 0o644)
-	srv, _ := startSTICT(t, bin, dir, "-witness-policy", "witnesses.policy", "-publish-timeout", "10s")
+	srv, _ := startWitnessedSTICT(t, bin, wbin, dir, origin)
 	logURL := srv.url + "/stict"
 
 	// The trust document pins the STI roots and this STI-CT log, and

@@ -804,26 +804,8 @@ func TestSTICTWitnessed(t *testing.T) {
 	p := stictPKI(t, dir)
 	const origin = "e2e.test/stict"
 
-	// The logs' keys, from a first start.
-	first, _ := startSTICT(t, bin, dir, "-stict-origin", origin)
-	_, lc := stictConfiguration(t, first.url)
-	vettingVKey, stictVKey := first.vkey, lc.VKey
-	first.stop(t)
-
-	out, err := exec.Command(wbin, "keygen", "-name", "witness.test/w1", "-out", filepath.Join(dir, "w1.key")).Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	wvkey := regexp.MustCompile(`vkey: (\S+)`).FindStringSubmatch(string(out))[1]
-	for _, vk := range []string{vettingVKey, stictVKey} {
-		if out, err := exec.Command(wbin, "add-log", "-config", filepath.Join(dir, "logs.policy"), vk).CombinedOutput(); err != nil {
-			t.Fatalf("add-log %s: %v %s", vk, err, out)
-		}
-	}
-	wurl, _ := startWitness(t, wbin, dir, "w1", "127.0.0.1:0")
-	os.WriteFile(filepath.Join(dir, "witnesses.policy"), []byte(fmt.Sprintf("witness w1 %s %s\nquorum w1\n", wvkey, wurl)), 0o644)
-
-	srv, _ := startSTICT(t, bin, dir, "-witness-policy", "witnesses.policy", "-publish-timeout", "10s")
+	srv, w := startWitnessedSTICT(t, bin, wbin, dir, origin)
+	stictVKey, wvkey := w.stictVKey, w.vkey
 	pub, _ := stictPublicKey(t, dir)
 	sct := addChain(t, srv.url+"/stict/v1/", p.Chain(p.TN), false)
 	if err := ctutil.VerifySCT(pub, []*ctx509.Certificate{mustCTCert(t, p.TN.DER)}, sct, false); err != nil {
@@ -908,7 +890,7 @@ func TestSTICTWitnessed(t *testing.T) {
 
 	// The witness serves the STI-CT checkpoint it cosigned.
 	h := sha256.Sum256([]byte(origin))
-	if cp := httpGet200(t, wurl+"/"+hex.EncodeToString(h[:])+"/checkpoint"); !bytes.HasPrefix(cp, []byte(origin+"\n1\n")) {
+	if cp := httpGet200(t, w.url+"/"+hex.EncodeToString(h[:])+"/checkpoint"); !bytes.HasPrefix(cp, []byte(origin+"\n1\n")) {
 		t.Fatalf("witness's STI-CT checkpoint: %q", cp)
 	}
 	srv.stop(t)
@@ -1051,4 +1033,39 @@ func TestMLDSACheckpoints(t *testing.T) {
 	}
 	run(0, "submit", "-server", srv.url, "-key", "va.jwk", "-digest", strings.Repeat("N", 42)+"E", "-out", "r1.jwt")
 	srv.stop(t)
+}
+
+// witnessedSTICT is what startWitnessedSTICT set up: the logs' vkeys and
+// the witness w1's.
+type witnessedSTICT struct {
+	vettingVKey, stictVKey string
+	vkey, url              string // w1's cosignature vkey and URL
+}
+
+// startWitnessedSTICT starts vesperlog with the STI-CT log of origin in
+// dir (stictPKI's roots) and a vesperwitness w1 that witnesses both logs
+// and is the server's quorum: a first start makes the logs' keys, which
+// the witness must know.
+func startWitnessedSTICT(t *testing.T, bin, wbin, dir, origin string) (*running, witnessedSTICT) {
+	t.Helper()
+	first, _ := startSTICT(t, bin, dir, "-stict-origin", origin)
+	_, lc := stictConfiguration(t, first.url)
+	w := witnessedSTICT{vettingVKey: first.vkey, stictVKey: lc.VKey}
+	first.stop(t)
+	out, err := exec.Command(wbin, "keygen", "-name", "witness.test/w1", "-out", filepath.Join(dir, "w1.key")).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.vkey = regexp.MustCompile(`vkey: (\S+)`).FindStringSubmatch(string(out))[1]
+	for _, vk := range []string{w.vettingVKey, w.stictVKey} {
+		if out, err := exec.Command(wbin, "add-log", "-config", filepath.Join(dir, "logs.policy"), vk).CombinedOutput(); err != nil {
+			t.Fatalf("add-log %s: %v %s", vk, err, out)
+		}
+	}
+	w.url, _ = startWitness(t, wbin, dir, "w1", "127.0.0.1:0")
+	if err := os.WriteFile(filepath.Join(dir, "witnesses.policy"), []byte(fmt.Sprintf("witness w1 %s %s\nquorum w1\n", w.vkey, w.url)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv, _ := startSTICT(t, bin, dir, "-witness-policy", "witnesses.policy", "-publish-timeout", "10s")
+	return srv, w
 }

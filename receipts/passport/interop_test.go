@@ -4,11 +4,9 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,34 +15,13 @@ import (
 	ctx509 "github.com/google/certificate-transparency-go/x509"
 
 	"github.com/vesperlog/vesperlog/log/stict/stitest"
+	"github.com/vesperlog/vesperlog/receipts/internal/jsinterop"
 )
 
-// interopDir holds the npm package jose (.ci/run installs it with npm ci).
-const interopDir = "../../testdata/interop/js"
-
-// node runs interop.mjs; it skips the test when node or jose is missing,
-// unless VESPER_INTEROP=1 (as in CI) makes that a failure (the rule of
-// receipts/vesper/interop_test.go).
+// node runs interop.mjs (see jsinterop.Run).
 func node(t *testing.T, want bool, args ...string) map[string]any {
 	t.Helper()
-	bin, err := exec.LookPath("node")
-	if _, serr := os.Stat(filepath.Join(interopDir, "node_modules", "jose")); err != nil || serr != nil {
-		if os.Getenv("VESPER_INTEROP") == "1" {
-			t.Fatalf("node or the npm packages are missing (run npm ci in %s)", interopDir)
-		}
-		t.Skip("node and the npm interop packages are not installed (npm ci in testdata/interop/js)")
-	}
-	cmd := exec.Command(bin, append([]string{"interop.mjs"}, args...)...)
-	cmd.Dir = interopDir
-	out, _ := cmd.Output()
-	var res map[string]any
-	if err := json.Unmarshal(out, &res); err != nil {
-		t.Fatalf("interop.mjs %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-	if ok, _ := res["ok"].(bool); ok != want {
-		t.Fatalf("interop.mjs %s: %s, want ok=%v", strings.Join(args, " "), out, want)
-	}
-	return res
+	return jsinterop.Run(t, "jose", want, args...)
 }
 
 func writeFile(t *testing.T, dir, name string, b []byte) string {

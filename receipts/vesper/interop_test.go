@@ -4,7 +4,6 @@ import (
 	"crypto"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,34 +12,13 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/vesperlog/vesperlog/receipts"
+	"github.com/vesperlog/vesperlog/receipts/internal/jsinterop"
 )
 
-// interopDir holds the npm packages jose and @sd-jwt/core (.ci/run
-// installs them with npm ci).
-const interopDir = "../../testdata/interop/js"
-
-// node runs interop.mjs; it skips the test when node or the packages are
-// missing, unless VESPER_INTEROP=1 (as in CI) makes that a failure.
+// node runs interop.mjs (see jsinterop.Run).
 func node(t *testing.T, want bool, args ...string) map[string]any {
 	t.Helper()
-	bin, err := exec.LookPath("node")
-	if _, serr := os.Stat(filepath.Join(interopDir, "node_modules", "@sd-jwt", "core")); err != nil || serr != nil {
-		if os.Getenv("VESPER_INTEROP") == "1" {
-			t.Fatalf("node or the npm packages are missing (run npm ci in %s)", interopDir)
-		}
-		t.Skip("node and the npm interop packages are not installed (npm ci in testdata/interop/js)")
-	}
-	cmd := exec.Command(bin, append([]string{"interop.mjs"}, args...)...)
-	cmd.Dir = interopDir
-	out, _ := cmd.Output()
-	var res map[string]any
-	if err := json.Unmarshal(out, &res); err != nil {
-		t.Fatalf("interop.mjs %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-	if ok, _ := res["ok"].(bool); ok != want {
-		t.Fatalf("interop.mjs %s: %s, want ok=%v", strings.Join(args, " "), out, want)
-	}
-	return res
+	return jsinterop.Run(t, "@sd-jwt/core", want, args...)
 }
 
 func writeJSON(t *testing.T, dir, name string, v any) string {
