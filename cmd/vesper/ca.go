@@ -90,7 +90,7 @@ func caDelegateFlags(fs *flag.FlagSet) cli.Action {
 					return usageErr("-range %q: want START,COUNT", item)
 				}
 			}
-			l, err := tnAuthList([]string{item})
+			l, err := stict.TNAuthListOf([]string{item})
 			if err != nil {
 				return usageErr("-tn/-range: %v", err)
 			}

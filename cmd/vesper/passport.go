@@ -7,21 +7,17 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/vesperlog/vesperlog/cmd/internal/cli"
 
 	"github.com/vesperlog/vesperlog/client"
-	"github.com/vesperlog/vesperlog/log/stict"
 	"github.com/vesperlog/vesperlog/receipts"
 	"github.com/vesperlog/vesperlog/receipts/passport"
 	"github.com/vesperlog/vesperlog/storage/keys"
@@ -206,8 +202,12 @@ func passportVerifyFlags(fs *flag.FlagSet) cli.Action {
 			}
 		}
 		if *spcFile != "" {
-			if o.SPCs, err = loadSPCNumbers(*spcFile); err != nil {
+			b, err := os.ReadFile(*spcFile)
+			if err != nil {
 				return err
+			}
+			if o.SPCs, err = passport.ParseSPCNumbers(b); err != nil {
+				return fmt.Errorf("-spc-numbers %s: %w", *spcFile, err)
 			}
 		}
 		if *online {
@@ -215,7 +215,7 @@ func passportVerifyFlags(fs *flag.FlagSet) cli.Action {
 			o.Online = client.NewSCTProver(o.Trust.Receipts, &http.Client{Timeout: 30 * time.Second})
 		}
 		if *fetchX5U {
-			o.FetchX5U = fetchChain
+			o.FetchX5U = passport.FetchX5U(nil)
 		}
 		body, err := json.Marshal(req)
 		if err != nil {
@@ -299,140 +299,15 @@ func readInput(name string, limit int64) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
-// loadSPCNumbers reads -spc-numbers: each service provider code's numbers,
-// as telephone numbers or START,COUNT ranges.
-func loadSPCNumbers(path string) (stict.SPCResolver, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var m map[string][]string
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("-spc-numbers %s: %w", path, err)
-	}
-	table := map[string]stict.TNAuthList{}
-	for spc, nums := range m {
-		l, err := tnAuthList(nums)
-		if err != nil {
-			return nil, fmt.Errorf("-spc-numbers %s: SPC %s: %w", path, spc, err)
-		}
-		table[spc] = l
-	}
-	return func(spc string) (stict.TNAuthList, bool) {
-		l, ok := table[spc]
-		return l, ok
-	}, nil
-}
-
-// tnAuthList makes a TNAuthList of numbers and START,COUNT ranges, checked
-// by a round trip through its DER.
-func tnAuthList(items []string) (stict.TNAuthList, error) {
-	var l stict.TNAuthList
-	for _, it := range items {
-		start, count, isRange := strings.Cut(it, ",")
-		if !isRange {
-			l = append(l, stict.TNEntry{One: it})
-			continue
-		}
-		n, err := strconv.ParseInt(count, 10, 64)
-		if err != nil || n < 2 {
-			return nil, fmt.Errorf("range %q: the count must be a number of at least 2", it)
-		}
-		l = append(l, stict.TNEntry{Range: &stict.TNRange{Start: start, Count: n}})
-	}
-	der, err := l.Marshal()
-	if err != nil {
-		return nil, err
-	}
-	return stict.ParseTNAuthList(der)
-}
-
-// x5uClient fetches -fetch-x5u chains: HTTPS only, redirects included.
-var x5uClient = &http.Client{
-	Timeout: 5 * time.Second,
-	CheckRedirect: func(req *http.Request, via []*http.Request) error {
-		if req.URL.Scheme != "https" || len(via) >= 3 {
-			return fmt.Errorf("x5u redirected to %s: only up to 3 https redirects are followed", req.URL.Redacted())
-		}
-		return nil
-	},
-}
-
-// fetchChain is -fetch-x5u: the chain at an HTTPS URL, PEM or DER, at most
-// 64 KiB, within 5 seconds.
-func fetchChain(ctx context.Context, u string) ([][]byte, error) {
-	pu, err := url.Parse(u)
-	if err != nil || pu.Scheme != "https" || pu.Host == "" {
-		return nil, fmt.Errorf("x5u %q is not an https URL", u)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := x5uClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("x5u: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("x5u %s: %s", u, resp.Status)
-	}
-	const limit = 64 << 10
-	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("x5u %s: %w", u, err)
-	}
-	if len(b) > limit {
-		return nil, fmt.Errorf("x5u %s: over %d bytes", u, limit)
-	}
-	if chain, err := pemCerts(b); err == nil {
-		return chain, nil
-	}
-	// DER: one or more certificates back to back.
-	certs, err := x509.ParseCertificates(b)
-	if err != nil || len(certs) == 0 {
-		return nil, fmt.Errorf("x5u %s is neither a PEM nor a DER certificate chain", u)
-	}
-	var chain [][]byte
-	for _, c := range certs {
-		chain = append(chain, c.Raw)
-	}
-	return chain, nil
-}
-
 // loadCertChain reads a PEM chain, leaf first.
 func loadCertChain(path string) ([][]byte, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	chain, err := pemCerts(b)
+	chain, err := passport.ParsePEMChain(b)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return chain, nil
-}
-
-func pemCerts(b []byte) ([][]byte, error) {
-	var chain [][]byte
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			break
-		}
-		if blk.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("a PEM %s where a CERTIFICATE belongs", blk.Type)
-		}
-		if _, err := x509.ParseCertificate(blk.Bytes); err != nil {
-			return nil, err
-		}
-		chain = append(chain, blk.Bytes)
-	}
-	if len(chain) == 0 {
-		return nil, errors.New("no PEM certificate")
 	}
 	return chain, nil
 }

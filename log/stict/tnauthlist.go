@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"strconv"
 	"strings"
 
 	"golang.org/x/crypto/cryptobyte"
@@ -140,6 +141,30 @@ func readIA5(s *cryptobyte.String, what string) (string, error) {
 		}
 	}
 	return string(v), nil
+}
+
+// TNAuthListOf makes a TNAuthList of telephone numbers and "START,COUNT"
+// ranges, written as people give them (command lines, an SPC table), and
+// checked as ParseTNAuthList checks a certificate's.
+func TNAuthListOf(items []string) (TNAuthList, error) {
+	var l TNAuthList
+	for _, it := range items {
+		start, count, isRange := strings.Cut(it, ",")
+		if !isRange {
+			l = append(l, TNEntry{One: it})
+			continue
+		}
+		n, err := strconv.ParseInt(count, 10, 64)
+		if err != nil || n < 2 {
+			return nil, fmt.Errorf("range %q: the count must be a number of at least 2", it)
+		}
+		l = append(l, TNEntry{Range: &TNRange{Start: start, Count: n}})
+	}
+	der, err := l.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	return ParseTNAuthList(der)
 }
 
 func checkTN(tn string) error {
