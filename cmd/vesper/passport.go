@@ -18,7 +18,6 @@ import (
 	"github.com/vesperlog/vesperlog/cmd/internal/cli"
 
 	"github.com/vesperlog/vesperlog/client"
-	"github.com/vesperlog/vesperlog/receipts"
 	"github.com/vesperlog/vesperlog/receipts/passport"
 	"github.com/vesperlog/vesperlog/storage/keys"
 )
@@ -172,6 +171,9 @@ func passportVerifyFlags(fs *flag.FlagSet) cli.Action {
 		if err != nil {
 			return err
 		}
+		if cfg.STI == nil {
+			return fmt.Errorf("-trust %s has no sti member: pin a server that runs its STI-CT log (vesperlog -stict-roots)", *trustFile)
+		}
 		if o.Trust, err = passport.TrustFromConfiguration(cfg); err != nil {
 			return fmt.Errorf("-trust %s: %w", *trustFile, err)
 		}
@@ -259,22 +261,6 @@ func printChecks(w io.Writer, checks []string) {
 	for _, c := range checks {
 		fmt.Fprintf(w, "  ✓ %s\n", c)
 	}
-}
-
-// readConfiguration reads a pinned transparency configuration.
-func readConfiguration(path string) (*receipts.Configuration, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	c, err := receipts.ParseConfiguration(b)
-	if err != nil {
-		return nil, fmt.Errorf("-trust %s is not a transparency configuration (the file vesper trust -out writes): %w", path, err)
-	}
-	if c.STI == nil {
-		return nil, fmt.Errorf("-trust %s has no sti member: pin a server that runs its STI-CT log (vesperlog -stict-roots)", path)
-	}
-	return c, nil
 }
 
 // readInput reads a file, or standard input for "-", of at most limit

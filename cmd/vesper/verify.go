@@ -184,6 +184,19 @@ func verifyReceiptFlags(fs *flag.FlagSet) cli.Action {
 	}
 }
 
+// readConfiguration reads a pinned transparency configuration (-trust).
+func readConfiguration(path string) (*receipts.Configuration, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := receipts.ParseConfiguration(b)
+	if err != nil {
+		return nil, fmt.Errorf("-trust %s is not a transparency configuration (the file vesper trust -out writes): %w", path, err)
+	}
+	return c, nil
+}
+
 // loadTrust builds the verifier's trust from a pinned configuration or from
 // a log vkey, a JWKS and an optional policy.
 func loadTrust(trustFile, logVKey, jwksFile, policyFile string) (receipts.Trust, error) {
@@ -191,13 +204,9 @@ func loadTrust(trustFile, logVKey, jwksFile, policyFile string) (receipts.Trust,
 		if logVKey != "" || jwksFile != "" || policyFile != "" {
 			return receipts.Trust{}, usageErr("-trust stands alone")
 		}
-		b, err := os.ReadFile(trustFile)
+		c, err := readConfiguration(trustFile)
 		if err != nil {
 			return receipts.Trust{}, err
-		}
-		c, err := receipts.ParseConfiguration(b)
-		if err != nil {
-			return receipts.Trust{}, fmt.Errorf("-trust %s is not a transparency configuration (the file vesper trust -out writes): %w", trustFile, err)
 		}
 		t, err := c.Trust()
 		if err != nil {
