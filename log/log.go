@@ -25,7 +25,8 @@ const (
 	// DefaultBatchMaxAge is short because every submitter waits for its
 	// entry's checkpoint; Tessera's 250 ms default would add to each wait.
 	DefaultBatchMaxAge = 100 * time.Millisecond
-	// awaitPoll is how often waiting submitters look for a new checkpoint.
+	// awaitPoll is how often the published checkpoint is read when no new
+	// one has just been signed.
 	awaitPoll = 50 * time.Millisecond
 )
 
@@ -66,7 +67,7 @@ type Log struct {
 	appender  *tessera.Appender
 	addCT     func(context.Context, *ctonly.Entry) tessera.IndexFuture
 	reader    tessera.LogReader
-	awaiter   *tessera.PublicationAwaiter
+	awaiter   *awaiter
 	dedup     *dedup
 	shutdown  func(context.Context) error
 	cancel    context.CancelFunc
@@ -94,8 +95,9 @@ func Open(ctx context.Context, driver tessera.Driver, o Options) (*Log, error) {
 	if interval == 0 {
 		interval = DefaultCheckpointInterval
 	}
+	aw := newAwaiter(awaitPoll)
 	opts := tessera.NewAppendOptions().
-		WithCheckpointSigner(o.Signer, o.ExtraSigners...).
+		WithCheckpointSigner(kickSigner{Signer: o.Signer, signed: aw.signed}, o.ExtraSigners...).
 		WithCheckpointInterval(interval).
 		WithBatching(tessera.DefaultBatchMaxSize, DefaultBatchMaxAge)
 	gate := newCatchUp(o.Antispam)
@@ -132,12 +134,14 @@ func Open(ctx context.Context, driver tessera.Driver, o Options) (*Log, error) {
 		appender:  app,
 		addCT:     tessera.NewCertificateTransparencyAppender(app),
 		reader:    reader,
-		awaiter:   tessera.NewPublicationAwaiter(bg, reader.ReadCheckpoint, awaitPoll),
+		awaiter:   aw,
 		dedup:     d,
 		shutdown:  shutdown,
 		cancel:    cancel,
 		stopped:   make(chan struct{}),
 	}
+	aw.read = reader.ReadCheckpoint
+	go aw.run(bg)
 	if o.Claims != nil {
 		go l.forgetClaims(o.Claims, gate)
 	} else {
@@ -200,7 +204,7 @@ func (l *Log) AddCT(ctx context.Context, e *ctonly.Entry) (uint64, bool, []byte,
 }
 
 func (l *Log) await(ctx context.Context, f tessera.IndexFuture) (uint64, bool, []byte, error) {
-	i, cp, err := l.awaiter.Await(ctx, f)
+	i, cp, err := l.awaiter.await(ctx, f)
 	if err != nil {
 		if errors.Is(err, tessera.ErrPushback) {
 			return 0, false, nil, fmt.Errorf("%w: %v", problem.ErrOverloaded, err)
@@ -323,6 +327,7 @@ func (l *Log) Close(ctx context.Context) error {
 	err := l.shutdown(ctx)
 	l.cancel()
 	<-l.stopped
+	<-l.awaiter.done
 	return err
 }
 
