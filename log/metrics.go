@@ -50,7 +50,7 @@ func NewMetrics(m metric.Meter) (*Metrics, error) {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	if x.shed, err = m.Int64Counter("vesperlog.admission.shed",
-		metric.WithDescription("Submission requests refused with 503 before they were checked, because the server had its bound of entries in flight (-max-inflight), by log"),
+		metric.WithDescription("Submission and verification requests refused with 503 before they were checked, because the server had its bound of entries in flight (-max-inflight), by log"),
 		metric.WithUnit("{request}")); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}

@@ -66,6 +66,11 @@ type app struct {
 	// proofs through the public URL, for POST /api/verify-passport's
 	// "online" check.
 	proofClient *http.Client
+	// adm bounds the work in flight, the logs' submissions and the
+	// verification API's requests alike (nil admits everything).
+	adm *vlog.Admission
+	// passport is the PASSporT trust passportOptions built last.
+	passport passportTrust
 	// closeOnce makes close safe to call again: a second signal closes
 	// the logs while the first stop may still be waiting to.
 	closeOnce sync.Once
@@ -234,6 +239,7 @@ func newApp(ctx context.Context, cfg *config) (_ *app, err error) {
 		ready:     ready,
 		httpm:     httpm,
 		witnesses: witnesses,
+		adm:       adm,
 		// The online check asks this server itself: bounded, so that a
 		// request never waits on it for long.
 		proofClient: &http.Client{Timeout: 10 * time.Second},
@@ -499,6 +505,11 @@ func (s *app) handler() http.Handler {
 // receipt, a vesper token, or both, against this log's own trust and its
 // registered agents.
 func (s *app) handleVerifyVettedInfo(w http.ResponseWriter, r *http.Request) {
+	release, ok := s.admitVerify(w, r, "vetting")
+	if !ok {
+		return
+	}
+	defer release()
 	body, err := problem.ReadBody(w, r, "application/json", vesper.MaxVettedInfoRequest)
 	if err != nil {
 		problem.Write(w, r, err)
@@ -525,6 +536,11 @@ func (s *app) handleVerifyPassport(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, fmt.Errorf("%w: this server runs no STI-CT log (-stict-roots), so it has no STI trust to verify PASSporTs with", problem.ErrNotFound))
 		return
 	}
+	release, ok := s.admitVerify(w, r, "stict")
+	if !ok {
+		return
+	}
+	defer release()
 	body, err := problem.ReadBody(w, r, "application/json", passport.MaxRequest)
 	if err != nil {
 		problem.Write(w, r, err)
@@ -553,13 +569,49 @@ func (s *app) handleVerifyPassport(w http.ResponseWriter, r *http.Request) {
 // lists, which is its own STI-CT log, through its public URL, checking the
 // checkpoint's witness quorum as any client would.
 func (s *app) passportOptions() (passport.Options, error) {
+	p := &s.passport
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.built.IsZero() && time.Since(p.built) < state.ReloadEvery {
+		return p.options, nil
+	}
 	c := s.transparencyConfiguration()
 	t, err := passport.TrustFromConfiguration(&c)
 	if err != nil {
 		return passport.Options{}, err
 	}
-	return passport.Options{Trust: t, Online: client.NewSCTProver(t.Receipts, s.proofClient)}, nil
+	p.options = passport.Options{Trust: t, Online: client.NewSCTProver(t.Receipts, s.proofClient)}
+	p.built = time.Now()
+	return p.options, nil
 }
+
+// passportTrust keeps the options passportOptions built, for
+// state.ReloadEvery: they change only with the receipt key history, which
+// is read no more often, and building them parses the STI roots and the
+// witness policy again.
+type passportTrust struct {
+	mu      sync.Mutex
+	built   time.Time
+	options passport.Options
+}
+
+// admitVerify admits a verification API request against log's logs, or
+// answers 503 with Retry-After. A shed request is not logged: the
+// Admission sums them up, and a log line each would cost CPU when there
+// is none to spare.
+func (s *app) admitVerify(w http.ResponseWriter, r *http.Request, log string) (func(), bool) {
+	release, err := s.adm.Admit(r.Context(), log, verifyCost)
+	if err != nil {
+		problem.WriteDetails(w, problem.For(err))
+		return nil, false
+	}
+	return release, true
+}
+
+// verifyCost is what a verification API request counts in admission
+// control, as log.Admission.Admit's n: a token or PASSporT check costs
+// a few signature checks, about what two submitted entries do.
+const verifyCost = 2
 
 // verification is what this server trusts when it verifies on a
 // client's behalf: its own logs and receipt keys, and its agents.
