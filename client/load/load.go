@@ -50,6 +50,11 @@ type Config struct {
 	Raw     bool
 	RawSize int
 	Poll    time.Duration
+	// CT posts certificate chains to a static-ct-api log's
+	// Target/ct/v1/add-chain, timed to the SCT. Chains issues n of them
+	// (leaf first, DER; each a new certificate) before the run.
+	CT     bool
+	Chains func(n int) ([][][]byte, error)
 	// PID, if set, is the server process whose CPU time and RSS to report.
 	PID int
 }
@@ -83,8 +88,12 @@ func (c *Config) Check() error {
 		return configErr("give a rate (open loop) or a concurrency (closed loop), not both")
 	case c.Batch < 1 || c.Batch > 1000:
 		return configErr("batch %d: want 1 to 1000", c.Batch)
-	case c.Raw && c.Batch > 1:
-		return configErr("raw mode sends one entry per request")
+	case c.Raw && c.CT:
+		return configErr("raw or ct, not both")
+	case (c.Raw || c.CT) && c.Batch > 1:
+		return configErr("raw and ct modes send one entry per request")
+	case c.CT && c.Chains == nil:
+		return configErr("ct mode needs certificate chains to send")
 	case c.Raw && (c.RawSize < 1 || c.RawSize > 65535):
 		return configErr("raw entries are 1 to 65535 bytes")
 	case c.Verify < 0 || c.Verify > 1:

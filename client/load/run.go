@@ -28,7 +28,7 @@ func summarize(h *Histogram) Latency {
 
 // Report is what a run measured; vesperload -json prints it.
 type Report struct {
-	Mode        string  `json:"mode"` // "open" or "closed", ", raw" for raw
+	Mode        string  `json:"mode"` // "open" or "closed", then ", raw" or ", ct" in those modes
 	Target      string  `json:"target"`
 	Batch       int     `json:"batch"`
 	RateOffered float64 `json:"rate_offered,omitempty"` // requests/s (open loop)
@@ -45,12 +45,12 @@ type Report struct {
 	Entries          int     `json:"entries"`
 	EntriesOK        int     `json:"entries_ok"`
 	EntriesPerSecond float64 `json:"entries_per_second"`
-	// Latency is from when a request was due to its receipts (vetting), or
-	// to the first checkpoint that covers the entry (raw); AddLatency, raw
-	// only, is to the index's answer.
+	// Latency is from when a request was due to its receipts (vetting), to
+	// the first checkpoint that covers the entry (raw), or to the SCT (ct);
+	// AddLatency, raw only, is to the index's answer.
 	Latency    Latency  `json:"latency"`
 	AddLatency *Latency `json:"add_latency,omitempty"`
-	// RefusedLatency times the 503 answers (vetting), of which
+	// RefusedLatency times the 503 answers (vetting, ct), of which
 	// RefusedWithoutRetryAfter had no Retry-After.
 	RefusedLatency           *Latency `json:"refused_latency,omitempty"`
 	RefusedWithoutRetryAfter int      `json:"refused_without_retry_after,omitempty"`
@@ -93,12 +93,28 @@ func Run(ctx context.Context, c Config, agents []Agent, pool int, progress io.Wr
 	var s sender
 	var vs *vettingSender
 	var rs *rawSender
+	var cs *ctSender
 	var trust receipts.Trust
 	var digests [][32]byte
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	watched := make(chan struct{})
-	if c.Raw {
+	switch {
+	case c.CT:
+		close(watched)
+		r.Mode += ", ct"
+		fmt.Fprintf(progress, "issuing %d certificates\n", limit)
+		chains, err := c.Chains(limit)
+		if err != nil {
+			return nil, fmt.Errorf("issuing certificates: %w", err)
+		}
+		bodies, err := addChainBodies(chains)
+		if err != nil {
+			return nil, err
+		}
+		cs = &ctSender{hc: hc, url: base + "/ct/v1/add-chain", bodies: bodies}
+		s = cs
+	case c.Raw:
 		r.Mode += ", raw"
 		rs = &rawSender{hc: hc, base: base, size: c.RawSize, pending: map[uint64]time.Time{}}
 		n, err := checkpointSize(ctx, hc, base)
@@ -108,7 +124,7 @@ func Run(ctx context.Context, c Config, agents []Agent, pool int, progress io.Wr
 		rs.covered = n
 		go func() { defer close(watched); rs.watch(watchCtx, c.Poll) }()
 		s = rs
-	} else {
+	default:
 		close(watched)
 		if c.Verify > 0 {
 			conf, err := client.FetchConfiguration(ctx, hc, base)
@@ -143,7 +159,10 @@ func Run(ctx context.Context, c Config, agents []Agent, pool int, progress io.Wr
 	r.Statuses = t.statuses
 	r.PoolExhausted = c.Duration > 0 && c.Count == 0 && c.Rate == 0 && t.requests >= limit
 
-	if c.Raw {
+	switch {
+	case c.CT:
+		cs.report(r)
+	case c.Raw:
 		// Wait (bounded) for a checkpoint to cover what was added.
 		deadline := time.Now().Add(max(30*time.Second, 20*c.Poll))
 		for rs.uncovered() > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
@@ -156,14 +175,9 @@ func Run(ctx context.Context, c Config, agents []Agent, pool int, progress io.Wr
 		r.Latency, r.AddLatency = summarize(&rs.hist), new(Latency)
 		*r.AddLatency = summarize(&rs.addHist)
 		rs.mu.Unlock()
-	} else {
+	default:
+		vs.report(r)
 		vs.mu.Lock()
-		r.Latency = summarize(&vs.hist)
-		if vs.refused.Count() > 0 {
-			r.RefusedLatency = new(Latency)
-			*r.RefusedLatency = summarize(&vs.refused)
-			r.RefusedWithoutRetryAfter = vs.noRetryAfter
-		}
 		sampled := vs.sampled
 		vs.mu.Unlock()
 		if c.Verify > 0 {
@@ -201,9 +215,12 @@ func (r *Report) WriteSummary(w io.Writer) {
 		fmt.Fprintf(w, "concurrency %d\n", r.Concurrency)
 	}
 	fmt.Fprintf(w, "achieved %.0f requests/s, %.0f entries/s logged (%d of %d entries)\n", r.RateAchieved, r.EntriesPerSecond, r.EntriesOK, r.Entries)
-	to := "receipt"
-	if r.AddLatency != nil {
-		to = "covering checkpoint"
+	to, receipts := "receipt", true
+	switch {
+	case r.AddLatency != nil:
+		to, receipts = "covering checkpoint", false
+	case strings.HasSuffix(r.Mode, ", ct"):
+		to, receipts = "SCT", false
 	}
 	l := r.Latency
 	fmt.Fprintf(w, "latency to the %s: p50 %.1f ms, p90 %.1f ms, p99 %.1f ms, max %.1f ms (%d)\n", to, l.P50, l.P90, l.P99, l.Max, l.Count)
@@ -221,7 +238,7 @@ func (r *Report) WriteSummary(w io.Writer) {
 	for _, k := range keys {
 		fmt.Fprintf(w, "  %7d  %s\n", r.Statuses[k], k)
 	}
-	if r.AddLatency == nil {
+	if receipts {
 		fmt.Fprintf(w, "receipts verified %d, failed %d\n", r.ReceiptsVerified, r.ReceiptsFailed)
 		for _, f := range r.Failures {
 			fmt.Fprintf(w, "  %s\n", f)

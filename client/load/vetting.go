@@ -62,13 +62,10 @@ type vettingSender struct {
 	statements []string
 	verify     float64
 
-	mu      sync.Mutex // guards hist, sampled, refused and noRetryAfter
-	hist    Histogram
+	timings
+
+	mu      sync.Mutex // guards sampled
 	sampled []sample
-	// refused times the 503 answers; noRetryAfter counts those without
-	// a Retry-After.
-	refused      Histogram
-	noRetryAfter int
 }
 
 // sample is a receipt kept for verification, with the statement it answers.
@@ -97,20 +94,15 @@ func (s *vettingSender) send(ctx context.Context, i int, start time.Time) []outc
 		var ae *client.APIError
 		if errors.As(err, &ae) {
 			if ae.Status == http.StatusServiceUnavailable {
-				s.mu.Lock()
-				s.refused.Record(took)
-				if ae.Problem.RetryAfter == 0 {
-					s.noRetryAfter++
-				}
-				s.mu.Unlock()
+				s.refusal(took, ae.Problem.RetryAfter != 0)
 			}
 			return []outcome{{status: statusOf(ae.Status, ae.Problem.Type, ae.Problem.Title), entries: len(sts)}}
 		}
 		return []outcome{{status: "no answer: " + errClass(err), entries: len(sts)}}
 	}
+	s.answer(took)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.hist.Record(took)
 	var out []outcome
 	for j, a := range answers {
 		if a.Problem != nil {
@@ -123,6 +115,43 @@ func (s *vettingSender) send(ctx context.Context, i int, start time.Time) []outc
 		}
 	}
 	return out
+}
+
+// timings are a sender's latencies to its answers and to its 503s.
+type timings struct {
+	mu   sync.Mutex // guards the fields below
+	hist Histogram  // due to the answer
+	// refused times the 503 answers; noRetryAfter counts those without
+	// a Retry-After.
+	refused      Histogram
+	noRetryAfter int
+}
+
+func (t *timings) answer(took time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.hist.Record(took)
+}
+
+func (t *timings) refusal(took time.Duration, retryAfter bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.refused.Record(took)
+	if !retryAfter {
+		t.noRetryAfter++
+	}
+}
+
+// report puts the latencies into r.
+func (t *timings) report(r *Report) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	r.Latency = summarize(&t.hist)
+	if t.refused.Count() > 0 {
+		r.RefusedLatency = new(Latency)
+		*r.RefusedLatency = summarize(&t.refused)
+		r.RefusedWithoutRetryAfter = t.noRetryAfter
+	}
 }
 
 // errClass shortens a transport error to its kind, so that they count

@@ -3,11 +3,14 @@
 //	vesperload -key AGENT.jwk -rate R -duration D [-max-inflight N] [-batch K] [-verify S] [-json]
 //	vesperload -key AGENT.jwk -concurrency N (-duration D | -count N) [-batch K] [-verify S]
 //	vesperload -raw -target URL -rate R -duration D    (a Tessera-style POST /add)
+//	vesperload -ct -pki DIR -target URL -rate R -duration D    (a static-ct-api log's add-chain)
 //
 // It drives a vesperlog vetting log with statements pre-signed by
-// registered agent keys (vesper keygen agent; vesper agents add), or, with
-// -raw, any server with Tessera's conformance API, and reports entries per
-// second, latency quantiles, answers by status and verified receipts.
+// registered agent keys (vesper keygen agent; vesper agents add); with
+// -raw, any server with Tessera's conformance API; with -ct, any RFC 6962
+// log that trusts the root of a test STI PKI, with certificates it issues
+// before the run. It reports entries per second, latency quantiles,
+// answers by status and verified receipts.
 package main
 
 import (
@@ -20,11 +23,14 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/vesperlog/vesperlog/client/load"
 	"github.com/vesperlog/vesperlog/cmd/internal/cli"
+	"github.com/vesperlog/vesperlog/log/stict/stitest"
 	"github.com/vesperlog/vesperlog/storage/keys"
 )
 
@@ -35,7 +41,7 @@ func main() {
 }
 
 var program = &cli.Program{Name: "vesperload", Default: &cli.Command{
-	Synopsis: "(-key AGENT.jwk... | -raw) (-rate R [-max-inflight N] | -concurrency N) (-duration D | -count N) [flags]",
+	Synopsis: "(-key AGENT.jwk... | -raw | -ct -pki DIR) (-rate R [-max-inflight N] | -concurrency N) (-duration D | -count N) [flags]",
 	Summary:  "drive a log with submissions and measure what it holds",
 	Description: "Open loop (-rate): requests start at R per second whatever the answers, with at most -max-inflight " +
 		"in flight; a request due while the bound is reached is dropped and counted, never queued. Closed loop " +
@@ -43,7 +49,10 @@ var program = &cli.Program{Name: "vesperload", Default: &cli.Command{
 		"(registered with the log: vesper keygen agent, vesper agents add), sent to /vetting/v1/add, or with -batch K " +
 		"to /vetting/v1/add-batch; a share -verify of the receipts is verified offline after the run against the " +
 		"log's trust document (/.well-known/transparency-configuration). With -raw, random entries go to a " +
-		"Tessera-style POST /add and each is timed until GET /checkpoint covers it. The target must be a loopback " +
+		"Tessera-style POST /add and each is timed until GET /checkpoint covers it. With -ct, telephone-number " +
+		"certificates issued before the run under the test STI PKI in -pki (testdata/sti-pki, or vesper ca's) go to " +
+		"the target's /ct/v1/add-chain (the target is the log's submission prefix: http://127.0.0.1:8080/stict for " +
+		"vesperlog), each timed to its SCT. The target must be a loopback " +
 		"address unless -allow-remote: a load tool pointed at someone else's server by mistake is an attack. " +
 		"A run is bounded: at most " + load.MaxDuration.String() + ", " + fmt.Sprint(load.MaxEntries) + " entries and " +
 		fmt.Sprint(load.MaxRate) + " requests/s unless -no-limits.",
@@ -72,6 +81,8 @@ func loadFlags(fs *flag.FlagSet) cli.Action {
 	fs.BoolVar(&c.Raw, "raw", false, "post opaque entries to a Tessera-style POST /add, timed to the covering checkpoint")
 	fs.IntVar(&c.RawSize, "raw-size", 128, "raw: bytes per entry")
 	fs.DurationVar(&c.Poll, "poll", 50*time.Millisecond, "raw: how often to read the checkpoint")
+	fs.BoolVar(&c.CT, "ct", false, "post certificate chains to the target's /ct/v1/add-chain, timed to the SCT")
+	pki := fs.String("pki", "", "ct: a test STI PKI directory (root, intermediate and their keys) to issue the certificates under")
 	fs.IntVar(&c.PID, "pid", 0, "the server's process id, to report its CPU time per entry and RSS (from /proc)")
 	pool := fs.Int("pool", load.DefaultPool, "closed loop for a duration: statements to pre-sign")
 	fs.BoolVar(&c.AllowRemote, "allow-remote", false, "allow a target that is not a loopback address")
@@ -81,8 +92,20 @@ func loadFlags(fs *flag.FlagSet) cli.Action {
 		if len(args) > 0 {
 			return cli.Usagef("unexpected arguments %q", args)
 		}
-		if c.Raw != (len(kf) == 0) {
-			return cli.Usagef("give -key (a vetting log) or -raw, not both")
+		if n := btoi(len(kf) > 0) + btoi(c.Raw) + btoi(c.CT); n != 1 {
+			return cli.Usagef("give one of -key (a vetting log), -raw and -ct")
+		}
+		if c.CT != (*pki != "") {
+			return cli.Usagef("-ct takes -pki DIR, and -pki only goes with -ct")
+		}
+		if c.CT {
+			c.Chains = func(n int) ([][][]byte, error) {
+				p, err := stitest.LoadPKI(*pki)
+				if err != nil {
+					return nil, fmt.Errorf("-pki: %w", err)
+				}
+				return issueChains(p, n)
+			}
 		}
 		if *pool < 1 {
 			return cli.Usagef("-pool must be positive")
@@ -127,4 +150,36 @@ func loadFlags(fs *flag.FlagSet) cli.Action {
 		}
 		return nil
 	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// issueChains issues n telephone-number certificates under p, on every
+// core, and returns their chains as submitted (leaf, intermediate).
+func issueChains(p *stitest.PKI, n int) ([][][]byte, error) {
+	chains := make([][][]byte, n)
+	workers := runtime.GOMAXPROCS(0)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n && errs[w] == nil; i += workers {
+				c, err := p.NewTN(fmt.Sprintf("vesperload %d", i))
+				if err != nil {
+					errs[w] = err
+					return
+				}
+				chains[i] = p.Chain(c)
+			}
+		}()
+	}
+	wg.Wait()
+	return chains, errors.Join(errs...)
 }

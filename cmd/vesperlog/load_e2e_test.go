@@ -142,6 +142,41 @@ func TestLoad(t *testing.T) {
 		}
 	})
 
+	// -ct against the STI-CT log: certificates issued under the test PKI
+	// the log trusts, each answered with an SCT; one issued under another
+	// root is refused, and counted with the log's problem title.
+	t.Run("stict", func(t *testing.T) {
+		dir := t.TempDir()
+		stictPKI(t, dir)
+		srv, _ := startSTICT(t, server, dir)
+		target := srv.url + "/stict"
+		r := runLoad(t, load, dir, "-ct", "-pki", "pki", "-target", target, "-rate", "50", "-duration", "2s",
+			"-max-inflight", "200", "-pid", strconv.Itoa(srv.cmd.Process.Pid))
+		if r.Entries != 100 || r.EntriesOK != 100 || r.Statuses["200"] != 100 || r.Dropped != 0 {
+			t.Errorf("ct: %d of %d chains logged, %d dropped, answers %v; want 100 of 100, 0", r.EntriesOK, r.Entries, r.Dropped, r.Statuses)
+		}
+		if r.Latency.Count != 100 || r.ServerCPUSeconds <= 0 || r.ReceiptsVerified != 0 {
+			t.Errorf("ct: %d latencies, server CPU %g s, %d receipts verified; want 100, > 0, 0 (SCTs are not receipts)", r.Latency.Count, r.ServerCPUSeconds, r.ReceiptsVerified)
+		}
+		size := strings.Split(string(httpGet200(t, target+"/checkpoint")), "\n")[1]
+		if size != "100" {
+			t.Errorf("the STI-CT log's checkpoint has size %s; want 100", size)
+		}
+
+		// Another test PKI, whose root the log does not trust.
+		other := t.TempDir()
+		stictPKI(t, other)
+		r = runLoad(t, load, dir, "-ct", "-pki", filepath.Join(other, "pki"), "-target", target, "-concurrency", "2", "-count", "4")
+		if r.Entries != 4 || r.EntriesOK != 0 || len(r.Statuses) != 1 {
+			t.Errorf("ct, untrusted: %d of %d logged, answers %v; want 0 of 4, one kind of refusal", r.EntriesOK, r.Entries, r.Statuses)
+		}
+		for status := range r.Statuses {
+			if !strings.HasPrefix(status, "400 ") {
+				t.Errorf("ct, untrusted: answers %v; want 400 with the problem's title", r.Statuses)
+			}
+		}
+	})
+
 	t.Run("tessera", func(t *testing.T) {
 		dir := t.TempDir()
 		skey, _, err := note.GenerateKey(rand.Reader, "bare.test/log")
