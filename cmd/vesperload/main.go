@@ -52,7 +52,7 @@ var program = &cli.Program{Name: "vesperload", Default: &cli.Command{
 		"Tessera-style POST /add and each is timed until GET /checkpoint covers it. With -ct, telephone-number " +
 		"certificates issued before the run under the test STI PKI in -pki (testdata/sti-pki, or vesper ca's) go to " +
 		"the target's /ct/v1/add-chain (the target is the log's submission prefix: http://127.0.0.1:8080/stict for " +
-		"vesperlog), each timed to its SCT. The target must be a loopback " +
+		"vesperlog), each timed to its SCT (whose form is checked, not its signature). The target must be a loopback " +
 		"address unless -allow-remote: a load tool pointed at someone else's server by mistake is an attack. " +
 		"A run is bounded: at most " + load.MaxDuration.String() + ", " + fmt.Sprint(load.MaxEntries) + " entries and " +
 		fmt.Sprint(load.MaxRate) + " requests/s unless -no-limits.",
@@ -84,7 +84,7 @@ func loadFlags(fs *flag.FlagSet) cli.Action {
 	fs.BoolVar(&c.CT, "ct", false, "post certificate chains to the target's /ct/v1/add-chain, timed to the SCT")
 	pki := fs.String("pki", "", "ct: a test STI PKI directory (root, intermediate and their keys) to issue the certificates under")
 	fs.IntVar(&c.PID, "pid", 0, "the server's process id, to report its CPU time per entry and RSS (from /proc)")
-	pool := fs.Int("pool", load.DefaultPool, "closed loop for a duration: statements to pre-sign")
+	pool := fs.Int("pool", load.DefaultPool, "closed loop for a duration: statements to pre-sign (certificates to issue, with -ct)")
 	fs.BoolVar(&c.AllowRemote, "allow-remote", false, "allow a target that is not a loopback address")
 	fs.BoolVar(&c.NoLimits, "no-limits", false, "lift the bounds on duration, entries and rate")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
