@@ -182,6 +182,13 @@ func TestTokensEndToEnd(t *testing.T) {
 			t.Errorf("%s: %s", c.name, body)
 		}
 	}
+
+	// This server runs no STI-CT log, so it has no STI trust to verify
+	// PASSporTs with: a 404 problem that says so.
+	resp, body := httpDo(t, "POST", srv.url+"/api/verify-passport", "application/json", []byte(`{"passport":"x"}`))
+	if resp.StatusCode != 404 || resp.Header.Get("Content-Type") != "application/problem+json" || !strings.Contains(string(body), "runs no STI-CT log") {
+		t.Errorf("verify-passport without an STI-CT log: %d %s %s; want a 404 problem", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
 }
 
 func readFile(t *testing.T, dir, name string) string {
