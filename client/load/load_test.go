@@ -3,6 +3,8 @@ package load
 import (
 	"context"
 	"errors"
+	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -129,5 +131,26 @@ func TestCheck(t *testing.T) {
 		if err := c.Check(); err != nil {
 			t.Errorf("%s: %v", h, err)
 		}
+	}
+}
+
+// TestMemory reads this process's RSS and its anonymous part from /proc:
+// both present, the part no larger than the whole, and the anonymous
+// memory at least what a live allocation holds.
+func TestMemory(t *testing.T) {
+	held := make([]byte, 32<<20)
+	for i := range held {
+		held[i] = 1 // touched, so resident
+	}
+	rss, anon, err := memory(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if anon < 32<<20 || anon > rss {
+		t.Errorf("RSS %d, anonymous %d; want anonymous ≥ 32 MiB (held) and ≤ RSS", rss, anon)
+	}
+	runtime.KeepAlive(held)
+	if _, _, err := memory(1 << 30); err == nil {
+		t.Error("no error for a process that does not exist")
 	}
 }

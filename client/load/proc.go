@@ -32,19 +32,36 @@ func cpuSeconds(pid int) (float64, error) {
 	return float64(utime+stime) / clockTicks, nil
 }
 
-// rssBytes reads a process's resident set size (VmRSS).
-func rssBytes(pid int) (uint64, error) {
+// memory reads a process's resident set size (VmRSS) and the anonymous
+// part of it (RssAnon): the rest is file-backed, such as the pages of
+// memory-mapped database tables, which the kernel can reclaim.
+func memory(pid int) (rss, anon uint64, err error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer f.Close()
+	kB := func(v string) (uint64, error) {
+		n, err := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+		return n << 10, err
+	}
+	var haveRSS, haveAnon bool
 	sc := bufio.NewScanner(f)
-	for sc.Scan() {
+	for sc.Scan() && !(haveRSS && haveAnon) {
 		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, err := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10, err
+			if rss, err = kB(v); err != nil {
+				return 0, 0, fmt.Errorf("/proc/%d/status: VmRSS: %w", pid, err)
+			}
+			haveRSS = true
+		} else if v, ok := strings.CutPrefix(sc.Text(), "RssAnon:"); ok {
+			if anon, err = kB(v); err != nil {
+				return 0, 0, fmt.Errorf("/proc/%d/status: RssAnon: %w", pid, err)
+			}
+			haveAnon = true
 		}
 	}
-	return 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
+	if !haveRSS || !haveAnon {
+		return 0, 0, fmt.Errorf("/proc/%d/status: no VmRSS or RssAnon", pid)
+	}
+	return rss, anon, nil
 }

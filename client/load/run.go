@@ -69,6 +69,9 @@ type Report struct {
 	ServerCPUSeconds    float64 `json:"server_cpu_seconds,omitempty"`
 	ServerCPUMsPerEntry float64 `json:"server_cpu_ms_per_entry,omitempty"`
 	ServerRSSBytes      uint64  `json:"server_rss_bytes,omitempty"`
+	// ServerRSSAnonBytes is the anonymous part of the RSS (the rest is
+	// file-backed: mapped files, such as a dedup store's tables).
+	ServerRSSAnonBytes uint64 `json:"server_rss_anon_bytes,omitempty"`
 }
 
 // Run checks c, prepares the run (pre-signs statements, fetches the
@@ -195,7 +198,7 @@ func Run(ctx context.Context, c Config, agents []Agent, pool int, progress io.Wr
 		if r.EntriesOK > 0 {
 			r.ServerCPUMsPerEntry = 1000 * r.ServerCPUSeconds / float64(r.EntriesOK)
 		}
-		if r.ServerRSSBytes, err = rssBytes(c.PID); err != nil {
+		if r.ServerRSSBytes, r.ServerRSSAnonBytes, err = memory(c.PID); err != nil {
 			return nil, fmt.Errorf("-pid: %w", err)
 		}
 	}
@@ -248,6 +251,7 @@ func (r *Report) WriteSummary(w io.Writer) {
 		fmt.Fprintln(w, "the run used every pre-signed statement before its duration (raise -pool)")
 	}
 	if r.ServerCPUSeconds > 0 || r.ServerRSSBytes > 0 {
-		fmt.Fprintf(w, "server CPU %.2f s, %.3f ms per entry; RSS %.0f MiB\n", r.ServerCPUSeconds, r.ServerCPUMsPerEntry, float64(r.ServerRSSBytes)/(1<<20))
+		fmt.Fprintf(w, "server CPU %.2f s, %.3f ms per entry; RSS %.0f MiB (anonymous %.0f MiB)\n", r.ServerCPUSeconds, r.ServerCPUMsPerEntry,
+			float64(r.ServerRSSBytes)/(1<<20), float64(r.ServerRSSAnonBytes)/(1<<20))
 	}
 }

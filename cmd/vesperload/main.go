@@ -83,7 +83,7 @@ func loadFlags(fs *flag.FlagSet) cli.Action {
 	fs.DurationVar(&c.Poll, "poll", 50*time.Millisecond, "raw: how often to read the checkpoint")
 	fs.BoolVar(&c.CT, "ct", false, "post certificate chains to the target's /ct/v1/add-chain, timed to the SCT")
 	pki := fs.String("pki", "", "ct: a test STI PKI directory (root, intermediate and their keys) to issue the certificates under")
-	fs.IntVar(&c.PID, "pid", 0, "the server's process id, to report its CPU time per entry and RSS (from /proc)")
+	fs.IntVar(&c.PID, "pid", 0, "the server's process id, to report its CPU time per entry and RSS, with its anonymous part (from /proc)")
 	pool := fs.Int("pool", load.DefaultPool, "closed loop for a duration: statements to pre-sign (certificates to issue, with -ct)")
 	fs.BoolVar(&c.AllowRemote, "allow-remote", false, "allow a target that is not a loopback address")
 	fs.BoolVar(&c.NoLimits, "no-limits", false, "lift the bounds on duration, entries and rate")

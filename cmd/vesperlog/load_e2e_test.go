@@ -56,6 +56,7 @@ type loadReport struct {
 	RefusedWithoutRetryAfter int     `json:"refused_without_retry_after"`
 	ServerCPUSeconds         float64 `json:"server_cpu_seconds"`
 	ServerRSSBytes           uint64  `json:"server_rss_bytes"`
+	ServerRSSAnonBytes       uint64  `json:"server_rss_anon_bytes"`
 }
 
 // runLoad runs vesperload -json with args and decodes its report; it fails
@@ -115,8 +116,8 @@ func TestLoad(t *testing.T) {
 			if r.ReceiptsVerified != r.EntriesOK || r.ReceiptsFailed != 0 {
 				t.Errorf("%s: %d receipts verified, %d failed, of %d", c.name, r.ReceiptsVerified, r.ReceiptsFailed, r.EntriesOK)
 			}
-			if r.Latency.Count != uint64(r.Requests) || r.ServerCPUSeconds <= 0 || r.ServerRSSBytes == 0 {
-				t.Errorf("%s: %d latencies of %d requests, server CPU %g s, RSS %d", c.name, r.Latency.Count, r.Requests, r.ServerCPUSeconds, r.ServerRSSBytes)
+			if r.Latency.Count != uint64(r.Requests) || r.ServerCPUSeconds <= 0 || r.ServerRSSBytes == 0 || r.ServerRSSAnonBytes == 0 || r.ServerRSSAnonBytes > r.ServerRSSBytes {
+				t.Errorf("%s: %d latencies of %d requests, server CPU %g s, RSS %d (anonymous %d)", c.name, r.Latency.Count, r.Requests, r.ServerCPUSeconds, r.ServerRSSBytes, r.ServerRSSAnonBytes)
 			}
 			total += r.EntriesOK
 		}
