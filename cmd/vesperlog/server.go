@@ -25,6 +25,7 @@ import (
 	"github.com/vesperlog/vesperlog/log/problem"
 	"github.com/vesperlog/vesperlog/log/state"
 	"github.com/vesperlog/vesperlog/log/stict"
+	stictserver "github.com/vesperlog/vesperlog/log/stict/server"
 	"github.com/vesperlog/vesperlog/log/vetting"
 	"github.com/vesperlog/vesperlog/log/vetting/server"
 	"github.com/vesperlog/vesperlog/receipts"
@@ -505,7 +506,7 @@ func (s *app) handler() http.Handler {
 // receipt, a vesper token, or both, against this log's own trust and its
 // registered agents.
 func (s *app) handleVerifyVettedInfo(w http.ResponseWriter, r *http.Request) {
-	release, ok := s.admitVerify(w, r, "vetting")
+	release, ok := s.admitVerify(w, r, server.Name)
 	if !ok {
 		return
 	}
@@ -536,7 +537,7 @@ func (s *app) handleVerifyPassport(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, r, fmt.Errorf("%w: this server runs no STI-CT log (-stict-roots), so it has no STI trust to verify PASSporTs with", problem.ErrNotFound))
 		return
 	}
-	release, ok := s.admitVerify(w, r, "stict")
+	release, ok := s.admitVerify(w, r, stictserver.Name)
 	if !ok {
 		return
 	}
